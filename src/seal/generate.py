@@ -1,0 +1,89 @@
+"""Text generation behind one small interface: sampling self-edits and greedy short answers.
+
+``Generator.complete`` takes prompts (already templated) and, optionally, one adapter slot per prompt, so the
+answers of K candidate adapters come out of one batch (each row routed through its own adapter). The
+transformers implementation is the default; a vLLM engine can implement the same method::
+
+    gen = TransformersGenerator(lm, bank)
+    texts = gen.complete(prompts, max_new_tokens=24)                          # greedy, base model
+    texts = gen.complete(prompts, adapters=[0, 1, 2], max_new_tokens=24)      # per-row adapters
+    texts = gen.complete([p] * 5, temperature=1.0, max_new_tokens=256, seed=3)  # 5 samples
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import torch
+
+from seal.lora import AdapterBank
+from seal.model import LoadedModel
+
+
+class Generator(Protocol):
+    def complete(self, prompts: Sequence[str], *, max_new_tokens: int, temperature: float = 0.0,
+                 top_p: float = 1.0, seed: int | None = None, adapters: Sequence[int] | int | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> list[str]: ...
+
+
+class TransformersGenerator:
+    """Batched generation with ``model.generate``; rows sorted by length to waste little left-padding."""
+
+    def __init__(self, lm: LoadedModel, bank: AdapterBank | None = None, batch_size: int = 16) -> None:
+        self.lm, self.bank, self.batch_size = lm, bank, batch_size
+        tok = lm.tokenizer
+        stops = {tok.eos_token_id}
+        for special in ("<|im_end|>", "<|eot_id|>", "<|endoftext|>"):
+            tid = tok.convert_tokens_to_ids(special) if special in tok.get_vocab() else None
+            if tid is not None:
+                stops.add(tid)
+        self.stop_ids = sorted(s for s in stops if s is not None)
+
+    @torch.no_grad()
+    def complete(self, prompts, *, max_new_tokens, temperature=0.0, top_p=1.0, seed=None, adapters=None,
+                 progress=None) -> list[str]:
+        prompts = list(prompts)
+        if adapters is not None and not isinstance(adapters, int):
+            adapters = list(adapters)
+            if len(adapters) != len(prompts):
+                raise ValueError("one adapter slot per prompt")
+        if adapters is not None and self.bank is None:
+            raise ValueError("adapters given but this generator has no AdapterBank")
+        tok = self.lm.tokenizer
+        encoded = [tok(p, add_special_tokens=not self.lm.has_chat_template)["input_ids"] for p in prompts]
+        order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
+        out: list[str] = [""] * len(prompts)
+        if seed is not None:
+            torch.manual_seed(seed)
+        done = 0
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            batch = _left_pad([encoded[i] for i in idx], tok.pad_token_id, self.lm.device)
+            route = adapters if adapters is None or isinstance(adapters, int) else [adapters[i] for i in idx]
+            kwargs = dict(max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id, eos_token_id=self.stop_ids)
+            if temperature > 0:
+                kwargs.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
+            else:
+                kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+            ctx = self.bank.route(route) if self.bank is not None else contextlib.nullcontext()
+            with ctx:
+                gen = self.lm.model.generate(**batch, **kwargs)
+            new = gen[:, batch["input_ids"].shape[1]:]
+            for row, i in enumerate(idx):
+                out[i] = tok.decode(new[row], skip_special_tokens=True).strip()
+            done += len(idx)
+            if progress is not None:
+                progress(done, len(prompts))
+        return out
+
+
+def _left_pad(seqs: list[list[int]], pad_id: int, device: torch.device) -> dict[str, torch.Tensor]:
+    n, length = len(seqs), max(len(s) for s in seqs)
+    ids = torch.full((n, length), pad_id, dtype=torch.long)
+    mask = torch.zeros((n, length), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, length - len(s):] = torch.tensor(s)
+        mask[i, length - len(s):] = 1
+    return {"input_ids": ids.to(device), "attention_mask": mask.to(device)}

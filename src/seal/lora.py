@@ -1,0 +1,218 @@
+"""A bank of K LoRA adapters living on one frozen base model, routed per batch row.
+
+Every target ``nn.Linear`` gets stacked adapter weights ``A [K, d_in, r]`` and ``B [K, r, d_out]``. A forward
+pass is routed by :meth:`AdapterBank.route`: ``None`` (the base model), one slot for every row, or one slot per
+row (``-1`` = base for that row), computed with batched matmuls. This is what makes it cheap to train and
+evaluate the K candidate self-edits of one context together (see ``inner_loop.py``), and to reset an adapter
+in place between edits instead of re-wrapping the model (a flaw of the reference code)::
+
+    bank = AdapterBank.attach(lm.model, LoRAConfig(rank=16), slots=5)
+    bank.reset(slot=0, seed=1)
+    with bank.route([0, 1, 2, -1]):   # rows 0-2 through adapters 0-2, row 3 through the base model
+        logits = lm.model(input_ids).logits
+
+Adapters save as PEFT-format safetensors (``lora_A.weight [r, d_in]``, ``lora_B.weight [d_out, r]``) with an
+``adapter_config.json``, so ``peft.PeftModel.from_pretrained`` can load them too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from seal.config import LoRAConfig
+
+Route = None | int | Sequence[int] | torch.Tensor
+
+
+class _Router:
+    """Shared mutable routing state read by every LoRA layer of one bank."""
+
+    def __init__(self) -> None:
+        self.ids: int | torch.Tensor | None = None
+        self.mask: torch.Tensor | None = None
+
+
+class LoRALinear(nn.Module):
+    """``y = base(x) + scale * (x A_k) B_k`` with k chosen per row by the bank's router."""
+
+    def __init__(self, base: nn.Linear, rank: int, scale: float, slots: int, router: _Router) -> None:
+        super().__init__()
+        self.base = base
+        self.rank, self.scale, self.router = rank, scale, router
+        d_in, d_out = base.in_features, base.out_features
+        dev = base.weight.device
+        self.A = nn.Parameter(torch.zeros(slots, d_in, rank, device=dev, dtype=torch.float32))
+        self.B = nn.Parameter(torch.zeros(slots, rank, d_out, device=dev, dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.base(x)
+        ids = self.router.ids
+        if ids is None:
+            return y
+        xf = x.to(self.A.dtype)
+        if isinstance(ids, int):
+            delta = (xf @ self.A[ids]) @ self.B[ids]
+        else:
+            rows = x.shape[0]
+            x3 = xf.reshape(rows, -1, x.shape[-1])
+            delta = torch.bmm(torch.bmm(x3, self.A[ids]), self.B[ids]).reshape(*y.shape)
+            if self.router.mask is not None:
+                delta = delta * self.router.mask.view(rows, *([1] * (delta.dim() - 1)))
+        return y + (delta * self.scale).to(y.dtype)
+
+
+class AdapterBank:
+    """K LoRA adapter slots attached in place to a model's target linear layers."""
+
+    def __init__(self, model: nn.Module, cfg: LoRAConfig, layers: dict[str, LoRALinear], router: _Router) -> None:
+        self.model, self.cfg, self.layers, self.router = model, cfg, layers, router
+
+    # ----------------------------------------------------------------- lifecycle
+    @classmethod
+    def attach(cls, model: nn.Module, cfg: LoRAConfig, slots: int = 1) -> AdapterBank:
+        if getattr(model, "_seal_bank", None) is not None:
+            raise RuntimeError("this model already has an AdapterBank attached; reuse it or detach it first")
+        router = _Router()
+        layers: dict[str, LoRALinear] = {}
+        for name, module in list(model.named_modules()):
+            for child_name, child in list(module.named_children()):
+                if child_name in cfg.targets and isinstance(child, nn.Linear):
+                    full = f"{name}.{child_name}" if name else child_name
+                    lora = LoRALinear(child, cfg.rank, cfg.alpha / cfg.rank, slots, router)
+                    setattr(module, child_name, lora)
+                    layers[full] = lora
+        if not layers:
+            raise ValueError(f"no linear layer named any of {cfg.targets} in the model")
+        bank = cls(model, cfg, layers, router)
+        model._seal_bank = bank
+        return bank
+
+    def detach(self) -> None:
+        """Put the original linear layers back (adapters are dropped; merged updates stay merged)."""
+        for full, lora in self.layers.items():
+            parent_name, _, child = full.rpartition(".")
+            parent = self.model.get_submodule(parent_name) if parent_name else self.model
+            setattr(parent, child, lora.base)
+        self.model._seal_bank = None
+        self.layers = {}
+
+    @property
+    def slots(self) -> int:
+        return next(iter(self.layers.values())).A.shape[0]
+
+    def ensure_slots(self, slots: int) -> None:
+        """Grow (never shrink) the number of slots; existing slots keep their weights."""
+        if slots <= self.slots:
+            return
+        for lora in self.layers.values():
+            for pname in ("A", "B"):
+                old = getattr(lora, pname)
+                new = torch.zeros(slots, *old.shape[1:], dtype=old.dtype, device=old.device)
+                new[: old.shape[0]] = old.detach()
+                setattr(lora, pname, nn.Parameter(new))
+
+    def parameters(self) -> list[nn.Parameter]:
+        return [p for lora in self.layers.values() for p in (lora.A, lora.B)]
+
+    # ----------------------------------------------------------------- slots
+    @torch.no_grad()
+    def reset(self, slot: int, seed: int) -> None:
+        """Re-initialise one slot in place (PEFT's init: A ~ U(+-1/sqrt(d_in)), B = 0) from ``seed``."""
+        gen = torch.Generator(device="cpu").manual_seed(int(seed))
+        for lora in self.layers.values():
+            d_in = lora.A.shape[1]
+            bound = 1.0 / math.sqrt(d_in)
+            a = torch.empty(lora.A.shape[1:], dtype=torch.float32).uniform_(-bound, bound, generator=gen)
+            lora.A[slot].copy_(a.to(lora.A.device))
+            lora.B[slot].zero_()
+
+    def state_dict(self, slot: int) -> dict[str, torch.Tensor]:
+        """One slot's weights in PEFT naming (``lora_A.weight [r, d_in]``, ``lora_B.weight [d_out, r]``)."""
+        out = {}
+        for full, lora in self.layers.items():
+            out[f"base_model.model.{full}.lora_A.weight"] = lora.A[slot].detach().t().contiguous().cpu()
+            out[f"base_model.model.{full}.lora_B.weight"] = lora.B[slot].detach().t().contiguous().cpu()
+        return out
+
+    @torch.no_grad()
+    def load_state_dict(self, slot: int, tensors: dict[str, torch.Tensor]) -> None:
+        expected = set(self.state_dict(slot))
+        missing, extra = expected - set(tensors), set(tensors) - expected
+        if missing or extra:
+            raise ValueError(
+                f"adapter does not fit this model/LoRA config ({len(missing)} missing, {len(extra)} unexpected "
+                f"tensors, e.g. {sorted(missing or extra)[0]})"
+            )
+        for full, lora in self.layers.items():
+            a = tensors[f"base_model.model.{full}.lora_A.weight"]
+            b = tensors[f"base_model.model.{full}.lora_B.weight"]
+            if a.t().shape != lora.A.shape[1:] or b.t().shape != lora.B.shape[1:]:
+                raise ValueError(f"adapter tensor shape mismatch at {full} (rank {a.shape[0]} vs {self.cfg.rank}?)")
+            lora.A[slot].copy_(a.t())
+            lora.B[slot].copy_(b.t())
+
+    @torch.no_grad()
+    def copy_slot(self, src: int, dst: int) -> None:
+        for lora in self.layers.values():
+            lora.A[dst].copy_(lora.A[src])
+            lora.B[dst].copy_(lora.B[src])
+
+    @torch.no_grad()
+    def merge(self, slot: int) -> None:
+        """Fold one slot's update into the base weights (the paper's sequential-edit setting); zero the slot."""
+        for lora in self.layers.values():
+            delta = (lora.A[slot] @ lora.B[slot]).t() * lora.scale
+            lora.base.weight.add_(delta.to(lora.base.weight.dtype))
+            lora.B[slot].zero_()
+
+    def save(self, slot: int, directory: str | Path) -> Path:
+        """Write ``adapter_model.safetensors`` + ``adapter_config.json`` (PEFT layout), atomically."""
+        from seal.io import atomic_save_safetensors, atomic_write_text
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        atomic_save_safetensors(self.state_dict(slot), directory / "adapter_model.safetensors")
+        config = {
+            "peft_type": "LORA", "r": self.cfg.rank, "lora_alpha": self.cfg.alpha, "lora_dropout": 0.0,
+            "target_modules": sorted(self.cfg.targets), "bias": "none", "task_type": "CAUSAL_LM",
+        }
+        atomic_write_text(directory / "adapter_config.json", json.dumps(config, indent=2))
+        return directory
+
+    def load(self, slot: int, directory: str | Path) -> None:
+        from safetensors.torch import load_file
+
+        path = Path(directory) / "adapter_model.safetensors"
+        if not path.is_file():
+            raise FileNotFoundError(f"no adapter at {path}")
+        self.load_state_dict(slot, load_file(str(path)))
+
+    # ----------------------------------------------------------------- routing
+    @contextlib.contextmanager
+    def route(self, ids: Route) -> Iterator[None]:
+        """Route forward passes: ``None`` = base, an int = that slot for all rows, a sequence = per row."""
+        prev = (self.router.ids, self.router.mask)
+        if ids is None or isinstance(ids, int):
+            self.router.ids, self.router.mask = ids, None
+        else:
+            t = torch.as_tensor(list(ids) if not torch.is_tensor(ids) else ids, dtype=torch.long)
+            dev = next(iter(self.layers.values())).A.device
+            if (t >= 0).all() and (t == t[0]).all():
+                self.router.ids, self.router.mask = int(t[0]), None
+            elif (t < 0).all():
+                self.router.ids, self.router.mask = None, None
+            else:
+                mask = (t >= 0).to(torch.float32).to(dev)
+                self.router.ids = t.clamp(min=0).to(dev)
+                self.router.mask = None if bool(mask.all()) else mask
+        try:
+            yield
+        finally:
+            self.router.ids, self.router.mask = prev
