@@ -1,0 +1,268 @@
+"""The ``seal`` command: learn a document, ask, evaluate, train, benchmark. A thin layer over the library.
+
+    seal demo                                   # learn a sample passage, show answers before/after
+    seal learn notes.txt --store ./seal-store   # self-edit + LoRA into a persistent, versioned store
+    seal ask "Who founded the Verdant Guild?"
+    seal eval knowledge --data squad_dev.json --limit 10 --json results.json
+    seal train knowledge --data squad_dev.json --rounds 2 --contexts 8 --samples 4 --out runs/r1
+
+Every command takes ``--config FILE.toml`` and ``--set section.key=value`` overrides (see ``seal.config``).
+Errors are one line on stderr and a non-zero exit; nothing is half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+import seal  # noqa: F401  (sets thread-friendly OpenMP defaults before torch loads)
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="SEAL: a language model that learns by "
+                  "writing its own fine-tuning data.")
+eval_app = typer.Typer(no_args_is_help=True, help="Evaluate self-edit methods and trained policies.")
+train_app = typer.Typer(no_args_is_help=True, help="Train the self-edit policy with ReST-EM.")
+app.add_typer(eval_app, name="eval")
+app.add_typer(train_app, name="train")
+err = Console(stderr=True)
+out = Console()
+
+DEFAULT_STORE = os.environ.get("SEAL_STORE", "seal-store")
+SAMPLES = Path(__file__).parent / "samples" / "passages.json"
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML/JSON config file.")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override, e.g. inner_loop.epochs=5.")]
+ModelOpt = Annotated[str | None, typer.Option("--model", help="HF id/path or .gguf (default: embedded "
+                                                                "SmolLM2-135M-Instruct).")]
+StoreOpt = Annotated[Path, typer.Option("--store", help="Store directory (env SEAL_STORE; default ./seal-store).")]
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from seal.config import ConfigError
+    from seal.documents import DocumentError
+    from seal.domains.base import SelfEditError
+    from seal.domains.knowledge import DataError
+    from seal.grading import JudgeError
+    from seal.learning import LearnError
+    from seal.model import ModelLoadError
+    from seal.store import StoreError
+
+    errors: tuple[type[BaseException], ...] = (ConfigError, DocumentError, DataError, StoreError, ModelLoadError,
+                                               LearnError, SelfEditError, JudgeError, FileNotFoundError)
+    try:
+        from seal.rest_em import RunError
+        errors += (RunError,)
+    except ImportError:  # pragma: no cover
+        pass
+    return errors
+
+
+def main() -> None:
+    try:
+        app()
+    except _user_errors() as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(1)
+
+
+def fail(msg: str) -> None:
+    err.print(f"[red]error:[/red] {msg}", highlight=False)
+    raise typer.Exit(1)
+
+
+def make_config(config: Path | None, sets: list[str] | None, model: str | None = None):
+    from seal.config import SealConfig
+
+    cfg = SealConfig.from_file(config) if config else SealConfig.preset("cpu")
+    overrides = list(sets or [])
+    if model:
+        overrides.append(f"model.name={json.dumps(model)}")
+    return cfg.override(overrides) if overrides else cfg
+
+
+def progress_bar() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=err, transient=True)
+
+
+def _load_seal(cfg, slots: int = 1):
+    from seal.engine import Seal
+
+    with err.status(f"loading {cfg.model.name} ..."):
+        return Seal.load(cfg, slots=slots)
+
+
+# --------------------------------------------------------------------------- learn / ask
+@app.command()
+def learn(path: Path, store: StoreOpt = Path(DEFAULT_STORE),
+          fmt: Annotated[str, typer.Option("--format", help="implications | rewrite | self-qa | passage")] =
+          "implications",
+          max_bytes: Annotated[int, typer.Option(help="Refuse larger documents.")] = 256 * 1024,
+          seed: int = 0, config: ConfigOpt = None, set_: SetOpt = None, model: ModelOpt = None) -> None:
+    """Learn a UTF-8 text document: the model writes self-edits and trains the store's adapter on them."""
+    from seal.documents import read_document
+    from seal.learning import config_for_store
+    from seal.learning import learn as do_learn
+    from seal.store import Store
+
+    cfg = make_config(config, set_, model)
+    cfg = cfg.override([f"self_edit.format={fmt}"])
+    read_document(path, max_bytes=max_bytes)  # fail fast, before any store or model work
+    with Store.open(store, create=True, base_model=cfg.model.name) as st:
+        cfg = config_for_store(cfg, st)
+        s = _load_seal(cfg)
+        with progress_bar() as bar:
+            tasks: dict[str, int] = {}
+
+            def tick(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task({"write": "writing self-edits", "train": "LoRA training"}[stage],
+                                                total=total)
+                bar.update(tasks[stage], completed=done)
+
+            report = do_learn(s, st, path, fmt, max_bytes=max_bytes, seed=seed, progress=tick)
+    out.print(f"learned [bold]{report.document}[/bold]: {report.passages} passage(s), {report.sequences} training "
+              f"sequences, final loss {report.final_loss:.3f}, {report.seconds:.0f} s -> store version "
+              f"{report.version}", highlight=False)
+    if report.fallbacks:
+        out.print(f"note: {report.fallbacks} self-edit(s) were unusable; those passages were learned as written")
+
+
+@app.command()
+def ask(question: str, store: StoreOpt = Path(DEFAULT_STORE),
+        max_tokens: Annotated[int, typer.Option(help="Answer length budget.")] = 64,
+        config: ConfigOpt = None, set_: SetOpt = None, model: ModelOpt = None) -> None:
+    """Answer a question with what the store has learned (the base model if the store is empty)."""
+    from seal.learning import ask as do_ask
+    from seal.learning import config_for_store
+    from seal.store import Store
+
+    cfg = make_config(config, set_, model)
+    st = Store.open(store, base_model=cfg.model.name) if (Path(store) / "seal-store.sqlite").exists() else None
+    if st is None and Path(store).exists() and any(Path(store).iterdir()):
+        Store.open(store)  # raises the clear "not a seal store" error
+    try:
+        if st is not None:
+            cfg = config_for_store(cfg, st)
+        s = _load_seal(cfg)
+        out.print(do_ask(s, st, [question], max_new_tokens=max_tokens)[0], highlight=False)
+    finally:
+        if st is not None:
+            st.close()
+
+
+@app.command()
+def history(store: StoreOpt = Path(DEFAULT_STORE)) -> None:
+    """List the store's versions (newest last)."""
+    from seal.store import Store
+
+    with Store.open(store) as st:
+        docs = {d.id: d.name for d in st.documents(include_removed=True)}
+        cur = st.current_version()
+        table = Table("version", "kind", "document", "created", "final loss")
+        for v in st.history():
+            mark = " *" if cur and v.id == cur.id else ""
+            loss = v.metrics.get("final_loss")
+            table.add_row(f"{v.id}{mark}", v.kind, docs.get(v.document_id, "-"), v.created_at,
+                          f"{loss:.3f}" if isinstance(loss, float) else "-")
+        out.print(table)
+
+
+@app.command()
+def demo(passage: Annotated[int, typer.Option(help="Which sample passage (0-3).")] = 0,
+         fmt: Annotated[str, typer.Option("--format")] = "implications",
+         store: Annotated[Path, typer.Option(help="Store for the demo.")] = Path("seal-demo-store"),
+         config: ConfigOpt = None, set_: SetOpt = None, model: ModelOpt = None) -> None:
+    """Learn a built-in invented passage and show answers to its questions before and after."""
+    import shutil
+    import tempfile
+
+    from seal.domains.knowledge import load_passages
+    from seal.grading import LexicalGrader
+    from seal.learning import ask as do_ask
+    from seal.learning import learn as do_learn
+    from seal.store import Store
+
+    cfg = make_config(config, set_, model)
+    p = load_passages(SAMPLES)[passage]
+    s = _load_seal(cfg)
+    questions = [q.question for q in p.questions]
+    prompts = [f"Topic: {p.title}\n{q}" for q in questions]
+    before = do_ask(s, None, prompts, max_new_tokens=cfg.eval.answer_tokens)
+    if store.exists():
+        shutil.rmtree(store)
+    with tempfile.TemporaryDirectory() as tmp:
+        doc = Path(tmp) / "passage.txt"
+        doc.write_text(f"{p.title}\n\n{p.context}\n", encoding="utf-8")
+        out.print(f"[bold]{p.title}[/bold]\n{p.context}\n", highlight=False)
+        with Store.open(store, create=True, base_model=cfg.model.name) as st:
+            with err.status("writing a self-edit and training on it ..."):
+                report = do_learn(s, st, doc, fmt)
+            out.print("[bold]self-edit written by the model:[/bold]\n" + report.self_edits[0] + "\n", highlight=False)
+            after = do_ask(s, st, prompts, max_new_tokens=cfg.eval.answer_tokens)
+    grade = LexicalGrader(cfg.eval.f1_threshold)
+    table = Table("question", "gold", "before", "after", title="answers without the passage in the prompt")
+    nb = na = 0
+    for q, b, a in zip(p.questions, before, after, strict=True):
+        gb, ga = grade.grade(b, q.answer), grade.grade(a, q.answer)
+        nb, na = nb + gb, na + ga
+        table.add_row(q.question, q.answer, ("[green]" if gb else "[red]") + b, ("[green]" if ga else "[red]") + a)
+    out.print(table)
+    out.print(f"correct before: {nb}/{len(questions)}   after: {na}/{len(questions)}   "
+              f"({report.seconds:.0f} s to write the self-edit and learn it; store: {store})")
+
+
+# --------------------------------------------------------------------------- eval
+@eval_app.command("knowledge")
+def eval_knowledge(
+    data: Annotated[Path, typer.Option(help="SQuAD-format JSON (default: seal's invented sample passages).")] = SAMPLES,
+    limit: Annotated[int, typer.Option(help="Number of passages.")] = 10,
+    offset: Annotated[int, typer.Option(help="Skip this many passages first.")] = 0,
+    methods: Annotated[str, typer.Option(help="Comma-separated: base,passage,implications,rewrite,self-qa,policy")]
+    = "base,passage,implications,rewrite,self-qa",
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the figures as JSON here.")] = None,
+    log: Annotated[Path | None, typer.Option(help="Per-passage JSONL log (answers, self-edits).")] = None,
+    policy: Annotated[Path | None, typer.Option(help="ReST-EM run dir or round dir: adds the 'policy' method.")]
+    = None,
+    seed: int = 0, config: ConfigOpt = None, set_: SetOpt = None, model: ModelOpt = None,
+) -> None:
+    """The paper's single-passage protocol: a fresh adapter per passage and method, questions without it."""
+    from seal.domains.knowledge import load_passages
+    from seal.evaluate import evaluate_knowledge, markdown_table
+    from seal.io import atomic_write_json
+
+    cfg = make_config(config, set_, model)
+    method_list = [m.strip() for m in methods.split(",") if m.strip()]
+    if policy is not None and "policy" not in method_list:
+        method_list.append("policy")
+    passages = load_passages(data)[offset:offset + limit]
+    if not passages:
+        fail(f"no passages in {data} at offset {offset}")
+    s = _load_seal(cfg)
+    policy_slot = None
+    if "policy" in method_list:
+        if policy is None:
+            fail("method 'policy' needs --policy RUN_DIR")
+        from seal.rest_em import load_policy
+
+        policy_slot = 0
+        load_policy(s, policy, slot=policy_slot)
+    with progress_bar() as bar:
+        task = bar.add_task("passages", total=len(passages))
+        result = evaluate_knowledge(s, passages, method_list, seed=seed, policy_slot=policy_slot, log_path=log,
+                                    progress=lambda d, t: bar.update(task, completed=d))
+    out.print(markdown_table(result), highlight=False)
+    out.print(f"\n{result.passages} passages, {result.wall_s:.0f} s", highlight=False)
+    if json_out is not None:
+        atomic_write_json(json_out, result.as_dict())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
