@@ -52,16 +52,12 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from seal.grading import JudgeError
     from seal.learning import LearnError
     from seal.model import ModelLoadError
+    from seal.rest_em import RunError
     from seal.store import StoreError
+    from seal.teacher import TeacherError
 
-    errors: tuple[type[BaseException], ...] = (ConfigError, DocumentError, DataError, StoreError, ModelLoadError,
-                                               LearnError, SelfEditError, JudgeError, FileNotFoundError)
-    try:
-        from seal.rest_em import RunError
-        errors += (RunError,)
-    except ImportError:  # pragma: no cover
-        pass
-    return errors
+    return (ConfigError, DocumentError, DataError, StoreError, ModelLoadError, LearnError, SelfEditError,
+            JudgeError, RunError, TeacherError, FileNotFoundError)
 
 
 def main() -> None:
@@ -225,43 +221,99 @@ def eval_knowledge(
     data: Annotated[Path, typer.Option(help="SQuAD-format JSON (default: seal's invented sample passages).")] = SAMPLES,
     limit: Annotated[int, typer.Option(help="Number of passages.")] = 10,
     offset: Annotated[int, typer.Option(help="Skip this many passages first.")] = 0,
-    methods: Annotated[str, typer.Option(help="Comma-separated: base,passage,implications,rewrite,self-qa,policy")]
+    methods: Annotated[str, typer.Option(help="Comma-separated: base,passage,implications,rewrite,self-qa")]
     = "base,passage,implications,rewrite,self-qa",
+    mode: Annotated[str, typer.Option(help="single (one adapter per passage) | cpt (one adapter for all)")]
+    = "single",
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the figures as JSON here.")] = None,
     log: Annotated[Path | None, typer.Option(help="Per-passage JSONL log (answers, self-edits).")] = None,
-    policy: Annotated[Path | None, typer.Option(help="ReST-EM run dir or round dir: adds the 'policy' method.")]
-    = None,
+    plot: Annotated[Path | None, typer.Option(help="Write an accuracy bar chart (PNG) here.")] = None,
+    policy: Annotated[list[Path] | None, typer.Option(
+        help="ReST-EM RUN_DIR or RUN_DIR/round-N (repeatable): adds 'SEAL <name>' methods.")] = None,
+    teacher_url: Annotated[str, typer.Option(help="OpenAI-compatible URL of a teacher model.")] = "",
+    teacher_model: Annotated[str, typer.Option(help="Teacher model name: adds the 'teacher' method.")] = "",
     seed: int = 0, config: ConfigOpt = None, set_: SetOpt = None, model: ModelOpt = None,
 ) -> None:
-    """The paper's single-passage protocol: a fresh adapter per passage and method, questions without it."""
+    """The paper's knowledge protocol: self-edit, LoRA, questions without the passage; accuracy per method."""
     from seal.domains.knowledge import load_passages
-    from seal.evaluate import evaluate_knowledge, markdown_table
+    from seal.evaluate import evaluate_knowledge, evaluate_knowledge_cpt, markdown_table
     from seal.io import atomic_write_json
 
+    if mode not in ("single", "cpt"):
+        fail(f"--mode must be single or cpt, not {mode!r}")
     cfg = make_config(config, set_, model)
     method_list = [m.strip() for m in methods.split(",") if m.strip()]
-    if policy is not None and "policy" not in method_list:
-        method_list.append("policy")
     passages = load_passages(data)[offset:offset + limit]
     if not passages:
         fail(f"no passages in {data} at offset {offset}")
+    writers = {}
+    if teacher_url or teacher_model:
+        from seal.teacher import TeacherWriter
+
+        writers["teacher"] = TeacherWriter(teacher_url, teacher_model)
+        method_list.append("teacher")
     s = _load_seal(cfg)
-    policy_slot = None
-    if "policy" in method_list:
-        if policy is None:
-            fail("method 'policy' needs --policy RUN_DIR")
+    policies: dict[str, int] = {}
+    if policy:
         from seal.rest_em import load_policy
 
-        policy_slot = 0
-        load_policy(s, policy, slot=policy_slot)
+        for slot, path in enumerate(policy):
+            loaded = load_policy(s, path, slot=slot)
+            name = f"SEAL {loaded.parent.name}" if loaded.name == "policy" else f"SEAL {loaded.name}"
+            name = name if name not in policies else f"{name} ({slot})"
+            policies[name] = slot
+            method_list.append(name)
+    run = evaluate_knowledge if mode == "single" else evaluate_knowledge_cpt
+    extra = {"log_path": log} if mode == "single" else {}
     with progress_bar() as bar:
-        task = bar.add_task("passages", total=len(passages))
-        result = evaluate_knowledge(s, passages, method_list, seed=seed, policy_slot=policy_slot, log_path=log,
-                                    progress=lambda d, t: bar.update(task, completed=d))
+        task = bar.add_task("passages" if mode == "single" else "self-edits + training", total=len(passages))
+        result = run(s, passages, method_list, seed=seed, policies=policies, writers=writers,
+                     progress=lambda d, t: bar.update(task, completed=d, total=t), **extra)
     out.print(markdown_table(result), highlight=False)
-    out.print(f"\n{result.passages} passages, {result.wall_s:.0f} s", highlight=False)
+    out.print(f"\n{result.passages} passages ({mode}), {result.wall_s:.0f} s", highlight=False)
     if json_out is not None:
         atomic_write_json(json_out, result.as_dict())
+    if plot is not None:
+        from seal.report import accuracy_plot
+
+        accuracy_plot({m: d["accuracy"] for m, d in result.as_dict().items()}, plot,
+                      title=f"knowledge, {mode}, {result.passages} passages")
+
+
+# --------------------------------------------------------------------------- train
+@train_app.command("knowledge")
+def train_knowledge(
+    out_dir: Annotated[Path, typer.Option("--out", help="Run directory (config, logs, policy adapters).")],
+    data: Annotated[Path, typer.Option(help="SQuAD-format JSON with the training passages.")] = SAMPLES,
+    rounds: Annotated[int | None, typer.Option(help="ReST-EM rounds.")] = None,
+    contexts: Annotated[int | None, typer.Option(help="Fresh contexts per round.")] = None,
+    samples: Annotated[int | None, typer.Option(help="Self-edits sampled per context.")] = None,
+    repeats: Annotated[int | None, typer.Option(help="Inner-loop seeds per self-edit.")] = None,
+    offset: Annotated[int, typer.Option(help="Use passages from this index on (keep eval passages apart).")] = 0,
+    limit: Annotated[int | None, typer.Option(help="Use at most this many passages.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
+    config: ConfigOpt = None, set_: SetOpt = None, model: ModelOpt = None,
+) -> None:
+    """ReST-EM: sample self-edits, reward them by the inner loop, SFT the policy on the winners; repeat."""
+    from seal.domains.knowledge import load_passages
+    from seal.report import write_run_report
+    from seal.rest_em import train_knowledge as run
+
+    sets = list(set_ or [])
+    for key, val in (("rounds", rounds), ("contexts", contexts), ("samples", samples), ("repeats", repeats)):
+        if val is not None:
+            sets.append(f"rest_em.{key}={val}")
+    cfg = make_config(config, sets, model)
+    passages = load_passages(data)[offset:None if limit is None else offset + limit]
+    s = _load_seal(cfg, slots=1 + cfg.rest_em.samples * cfg.rest_em.repeats)
+    with err.status("ReST-EM ...") as status:
+        summary = run(s, passages, out_dir, resume=resume, data_source=f"{data}[{offset}:{limit}]",
+                      progress=lambda msg: status.update(msg))
+    report = write_run_report(out_dir)
+    for r in summary["rounds"]:
+        out.print(f"round {r['round']}: mean reward {r['mean_reward']:+.3f} (std {r['std_reward']:.3f}), "
+                  f"{r['selected']} self-edits kept, {r['wall_s']:.0f} s", highlight=False)
+    out.print(f"report: {report}", highlight=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

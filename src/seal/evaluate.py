@@ -26,6 +26,8 @@ from seal.inner_loop import TrainJob
 from seal.io import append_jsonl
 
 BASELINE_METHODS = ("base", "passage", "implications", "rewrite", "self-qa")
+Writer = Callable[[Passage], str]
+"""An external self-edit writer (e.g. a teacher model): passage -> self-edit text (implications)."""
 
 
 @dataclass
@@ -60,23 +62,28 @@ class KnowledgeResult:
         return {m: s.as_dict() for m, s in self.methods.items()}
 
 
-def _fmt_of(method: str) -> str:
-    return "implications" if method == "policy" else method
-
-
 def evaluate_knowledge(seal: Seal, passages: list[Passage], methods: list[str], *, seed: int = 0,
-                       policy_slot: int | None = None, log_path: str | Path | None = None,
+                       policies: dict[str, int] | None = None, writers: dict[str, Writer] | None = None,
+                       log_path: str | Path | None = None,
                        progress: Callable[[int, int], None] | None = None) -> KnowledgeResult:
-    """Run the single-passage protocol; per-passage details go to ``log_path`` (JSONL) when given."""
-    unknown = [m for m in methods if m not in BASELINE_METHODS + ("policy",)]
+    """Run the single-passage protocol; per-passage details go to ``log_path`` (JSONL) when given.
+
+    ``policies`` maps extra method names to policy adapter slots (their self-edits are implications written
+    with that adapter); ``writers`` maps extra method names to external writers (e.g. a teacher model).
+    """
+    policies, writers = policies or {}, writers or {}
+    known = BASELINE_METHODS + tuple(policies) + tuple(writers)
+    unknown = [m for m in methods if m not in known]
     if unknown:
-        raise ValueError(f"unknown method(s): {', '.join(unknown)} (choose from "
-                         f"{', '.join(BASELINE_METHODS + ('policy',))})")
-    if "policy" in methods and policy_slot is None:
-        raise ValueError("the 'policy' method needs a trained policy adapter (--policy RUN_DIR)")
+        raise ValueError(f"unknown method(s): {', '.join(unknown)} (choose from {', '.join(known)}; "
+                         "'policy' needs --policy RUN_DIR, 'teacher' needs --teacher-url)")
     dom = KnowledgeDomain(seal.cfg.self_edit.include_passage, seal.cfg.self_edit.max_sequences)
+
+    def fmt_of(method: str) -> str:
+        return "implications" if method in policies or method in writers else method
+
     trained = [m for m in methods if m != "base"]
-    first_free = 0 if policy_slot is None else policy_slot + 1
+    first_free = max(policies.values(), default=-1) + 1
     slots = {m: first_free + i for i, m in enumerate(trained)}
     seal.bank.ensure_slots(first_free + len(trained))
     result = KnowledgeResult({m: MethodStats() for m in methods})
@@ -88,20 +95,14 @@ def evaluate_knowledge(seal: Seal, passages: list[Passage], methods: list[str], 
         if "base" in methods:
             _add(result.methods["base"], base.verdicts)
         # 1. self-edits for every generated method, in one batched call per writer (base model or policy)
-        texts: dict[str, str] = {}
         t0 = time.perf_counter()
-        for writer_slot, group in ((None, [m for m in trained if m not in ("passage", "policy")]),
-                                   (policy_slot, [m for m in trained if m == "policy"])):
-            if group:
-                out = seal.write_self_edits(dom, [(passage, _fmt_of(m)) for m in group], n=1,
-                                            seed=seed * 100_003 + pi, policy_slot=writer_slot)
-                texts.update({m: o[0] for m, o in zip(group, out, strict=True)})
+        texts = _write_self_edits(seal, dom, passage, trained, policies, writers, seed * 100_003 + pi, fmt_of)
         write_s = time.perf_counter() - t0
         # 2. inner loop: a fresh adapter per method, reset in place from the same seed
         jobs, ok = [], []
         for m in trained:
             try:
-                parsed = dom.parse_self_edit(passage, texts.get(m, ""), _fmt_of(m))
+                parsed = dom.parse_self_edit(passage, texts.get(m, ""), fmt_of(m))
             except SelfEditError as exc:
                 result.methods[m].failed_edits += 1
                 record[m] = {"error": str(exc), "self_edit": texts.get(m, "")}
@@ -132,6 +133,75 @@ def evaluate_knowledge(seal: Seal, passages: list[Passage], methods: list[str], 
             append_jsonl(log_path, record)
         if progress is not None:
             progress(pi + 1, len(passages))
+    result.wall_s = time.perf_counter() - start
+    return result
+
+
+def _write_self_edits(seal: Seal, dom: KnowledgeDomain, passage: Passage, trained: list[str],
+                      policies: dict[str, int], writers: dict[str, Writer], seed: int, fmt_of) -> dict[str, str]:
+    texts: dict[str, str] = {}
+    groups = [(None, [m for m in trained if m in ("implications", "rewrite", "self-qa")])]
+    groups += [(slot, [m]) for m, slot in policies.items() if m in trained]
+    for writer_slot, group in groups:
+        if group:
+            out = seal.write_self_edits(dom, [(passage, fmt_of(m)) for m in group], n=1, seed=seed,
+                                        policy_slot=writer_slot)
+            texts.update({m: o[0] for m, o in zip(group, out, strict=True)})
+    for m, writer in writers.items():
+        if m in trained:
+            texts[m] = writer(passage)
+    return texts
+
+
+def evaluate_knowledge_cpt(seal: Seal, passages: list[Passage], methods: list[str], *, seed: int = 0,
+                           policies: dict[str, int] | None = None, writers: dict[str, Writer] | None = None,
+                           progress: Callable[[int, int], None] | None = None) -> KnowledgeResult:
+    """The multi-passage setting (continued pretraining): one adapter per method trained on the self-edits of
+    all passages at once, then evaluated on all their questions."""
+    policies, writers = policies or {}, writers or {}
+    dom = KnowledgeDomain(seal.cfg.self_edit.include_passage, seal.cfg.self_edit.max_sequences)
+
+    def fmt_of(method: str) -> str:
+        return "implications" if method in policies or method in writers else method
+
+    trained = [m for m in methods if m != "base"]
+    first_free = max(policies.values(), default=-1) + 1
+    slots = {m: first_free + i for i, m in enumerate(trained)}
+    seal.bank.ensure_slots(first_free + len(trained))
+    result = KnowledgeResult({m: MethodStats() for m in methods})
+    start = time.perf_counter()
+    examples: dict[str, list] = {m: [] for m in trained}
+    for pi, passage in enumerate(passages):
+        t0 = time.perf_counter()
+        texts = _write_self_edits(seal, dom, passage, trained, policies, writers, seed * 100_003 + pi, fmt_of)
+        for m in trained:
+            result.methods[m].write_s += (time.perf_counter() - t0) / max(len(texts), 1) if m in texts else 0.0
+            try:
+                examples[m] += dom.parse_self_edit(passage, texts.get(m, ""), fmt_of(m)).examples
+            except SelfEditError:
+                result.methods[m].failed_edits += 1
+        if progress is not None:
+            progress(pi + 1, 2 * len(passages))
+    base_scores = seal.baselines(dom, passages)
+    if "base" in methods:
+        for sc in base_scores:
+            _add(result.methods["base"], sc.verdicts)
+    ok = [m for m in trained if examples[m]]
+    for m in set(trained) - set(ok):  # no usable self-edit at all: the model stays as it was
+        for sc in base_scores:
+            _add(result.methods[m], sc.verdicts)
+    train_results = seal.train([TrainJob(slots[m], examples[m], seed=seed) for m in ok])
+    t1 = time.perf_counter()
+    scores = seal.evaluate(dom, [(p, slots[m]) for m in ok for p in passages])
+    eval_s = time.perf_counter() - t1
+    for i, (m, tr) in enumerate(zip(ok, train_results, strict=True)):
+        stats = result.methods[m]
+        for sc in scores[i * len(passages):(i + 1) * len(passages)]:
+            _add(stats, sc.verdicts if not tr.failed else [False] * len(sc.verdicts))
+        stats.edits, stats.train_s, stats.eval_s = 1, tr.seconds, eval_s / len(ok)
+    if progress is not None:
+        progress(2 * len(passages), 2 * len(passages))
+    result.passages = len(passages)
     result.wall_s = time.perf_counter() - start
     return result
 

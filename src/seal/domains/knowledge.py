@@ -156,9 +156,7 @@ class KnowledgeDomain(Domain):
         return ctx.id
 
     def self_edit_prompt(self, lm, ctx: Passage, fmt: str) -> str:
-        if fmt not in _PROMPTS:
-            raise ValueError(f"format {fmt!r} has no self-edit prompt (choose from {', '.join(_PROMPTS)})")
-        return lm.chat(_PROMPTS[fmt].format(title=ctx.title, context=ctx.context))
+        return lm.chat(self_edit_instruction(ctx, fmt))
 
     def parse_self_edit(self, ctx: Passage, text: str, fmt: str) -> ParsedSelfEdit:
         dropped: list[tuple[str, str]] = []
@@ -199,6 +197,13 @@ class KnowledgeDomain(Domain):
         verdicts = grader.grade_many([q.question for q in ctx.questions], answers,
                                      [q.answer for q in ctx.questions])
         return sum(verdicts) / len(verdicts), verdicts
+
+
+def self_edit_instruction(ctx: Passage, fmt: str) -> str:
+    """The user message asking for a self-edit of format ``fmt`` (before any chat template)."""
+    if fmt not in _PROMPTS:
+        raise ValueError(f"format {fmt!r} has no self-edit prompt (choose from {', '.join(_PROMPTS)})")
+    return _PROMPTS[fmt].format(title=ctx.title, context=ctx.context)
 
 
 def _key(text: str) -> str:

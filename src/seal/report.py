@@ -1,0 +1,83 @@
+"""Reports a person reads: Markdown tables and PNG plots for ReST-EM runs and evaluations.
+
+    write_run_report("runs/r1")                          # runs/r1/report.md + rewards.png
+    accuracy_plot({"base": 0.1, "SEAL": 0.3}, "acc.png")
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from seal.io import atomic_write_text
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def round_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    run_dir = Path(run_dir)
+    rounds = sorted(run_dir.glob("round-*/metrics.json"), key=lambda p: int(p.parent.name.split("-")[1]))
+    return [json.loads(p.read_text(encoding="utf-8")) for p in rounds]
+
+
+def reward_plot(metrics: list[dict[str, Any]], path: str | Path) -> Path:
+    """Mean reward per round with its spread (std error bars) and every individual reward as a dot."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
+    xs = [m["round"] for m in metrics]
+    ax.errorbar(xs, [m["mean_reward"] for m in metrics], yerr=[m["std_reward"] for m in metrics], fmt="o-",
+                capsize=4, label="mean reward ± std")
+    for m in metrics:
+        rs = m.get("rewards", [])
+        ax.scatter([m["round"] + 0.08] * len(rs), rs, s=8, alpha=0.35, color="gray")
+    ax.axhline(0, color="black", lw=0.6)
+    ax.set_xlabel("ReST-EM round")
+    ax.set_ylabel("reward (accuracy gain)")
+    ax.set_xticks(xs)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+def accuracy_plot(accuracies: dict[str, float], path: str | Path, title: str = "accuracy per method") -> Path:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(max(4, 1.1 * len(accuracies)), 3.5), dpi=120)
+    names = list(accuracies)
+    vals = [100 * accuracies[n] for n in names]
+    bars = ax.bar(names, vals, color="#4C72B0")
+    for b, v in zip(bars, vals, strict=True):
+        ax.text(b.get_x() + b.get_width() / 2, v + 0.5, f"{v:.1f}", ha="center", fontsize=8)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title, fontsize=10)
+    ax.tick_params(axis="x", labelrotation=20, labelsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+def write_run_report(run_dir: str | Path) -> Path:
+    run_dir = Path(run_dir)
+    metrics = round_metrics(run_dir)
+    lines = [f"# ReST-EM run `{run_dir.name}`", "",
+             "| round | contexts × samples × repeats | mean reward | std | positive | selected | failed edits "
+             "| policy loss | wall (s) |", "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for m in metrics:
+        loss = f"{m['policy_final_loss']:.3f}" if m.get("policy_final_loss") is not None else "-"
+        lines.append(f"| {m['round']} | {m['contexts']} × {m['samples']} × {m['repeats']} | {m['mean_reward']:+.3f} "
+                     f"| {m['std_reward']:.3f} | {100 * m['positive_fraction']:.0f} % | {m['selected']} | "
+                     f"{m['failed_edits']} | {loss} | {m['wall_s']:.0f} |")
+    if metrics:
+        reward_plot(metrics, run_dir / "rewards.png")
+        lines += ["", "![mean reward per round](rewards.png)"]
+    return atomic_write_text(run_dir / "report.md", "\n".join(lines) + "\n")

@@ -1,0 +1,245 @@
+"""ReST-EM, the outer loop: the model learns to write self-edits that help it learn.
+
+Each round, on fresh contexts (disjoint across rounds):
+
+* **E-step** — for each context sample ``samples`` self-edits from the current policy; apply each with the
+  inner loop (``repeats`` seeds); reward = accuracy after the update minus the cached baseline accuracy.
+* **Selection** — ``best-positive`` (default): the best of k, kept only if its reward is > 0 (the reference
+  code kept winners that did not beat the baseline; we do not). ``all-positive`` and ``best`` are options.
+* **M-step** — SFT of the policy adapter on (self-edit prompt -> kept self-edit), loss on the self-edit only;
+  the next round samples from the updated policy.
+
+The policy is a LoRA adapter in a slot of the same bank (the base weights stay frozen); the inner loop always
+updates the base model, so a round's reward measures the quality of the data, not drift of the learner.
+Everything is written as it happens (``RUN/config.json``, ``RUN/samples.jsonl``, ``RUN/round-N/...``), and
+``resume=True`` continues an interrupted run without redoing finished inner loops::
+
+    seal = Seal.load(cfg, slots=1 + cfg.rest_em.samples)
+    summary = train_knowledge(seal, passages, run_dir="runs/r1", resume=False)
+
+CLI: ``seal train knowledge --data squad_dev.json --rounds 2 --contexts 8 --samples 4 --out runs/r1``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import random
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from seal.domains.base import SelfEditError
+from seal.domains.knowledge import KnowledgeDomain, Passage
+from seal.engine import Seal
+from seal.inner_loop import Example, TrainJob, train_adapters
+from seal.io import append_jsonl, atomic_write_json, read_jsonl
+
+POLICY_SLOT = 0
+
+
+class RunError(RuntimeError):
+    """The run cannot start or continue; the message says why and what to do."""
+
+
+def _write(fn, path: Path, *args) -> None:
+    try:
+        fn(path, *args)
+    except OSError as exc:
+        hint = " (disk full?)" if exc.errno == errno.ENOSPC else ""
+        raise RunError(f"cannot write {path}: {exc.strerror or exc}{hint}; fix it and rerun with --resume") from exc
+
+
+def run_config(seal: Seal, data_source: str) -> dict[str, Any]:
+    return {"seal": seal.cfg.to_dict(), "data": data_source, "domain": "knowledge"}
+
+
+def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a run config that must not change on resume (threads/device may)."""
+    c = {k: v for k, v in cfg.items() if k != "seal"}
+    s = dict(cfg["seal"])
+    s["model"] = {k: v for k, v in s["model"].items() if k not in ("threads", "device")}
+    c["seal"] = s
+    return c
+
+
+def round_contexts(passages: list[Passage], n: int, rounds: int, seed: int) -> list[list[Passage]]:
+    """Disjoint, seeded context sets, one per round."""
+    if n * rounds > len(passages):
+        raise RunError(f"{rounds} rounds x {n} contexts need {n * rounds} passages; the data has {len(passages)}")
+    order = list(range(len(passages)))
+    random.Random(seed).shuffle(order)
+    return [[passages[i] for i in order[r * n:(r + 1) * n]] for r in range(rounds)]
+
+
+def select(rewards: list[float | None], rule: str) -> list[int]:
+    """Indices of kept samples of one context. ``None`` rewards (failed edits) are never kept."""
+    valid = [(r, i) for i, r in enumerate(rewards) if r is not None]
+    if not valid:
+        return []
+    if rule == "all-positive":
+        return [i for r, i in valid if r > 0]
+    best_r, best_i = max(valid, key=lambda t: (t[0], -t[1]))
+    if rule == "best":
+        return [best_i]
+    return [best_i] if best_r > 0 else []
+
+
+def load_policy(seal: Seal, path: str | Path, slot: int = POLICY_SLOT) -> Path:
+    """Load a policy adapter from a run dir (its last finished round), a round dir, or an adapter dir."""
+    path = Path(path)
+    candidates = [path, path / "policy"]
+    if path.is_dir():
+        rounds = sorted((p for p in path.glob("round-*") if (p / "policy").is_dir()),
+                        key=lambda p: int(p.name.split("-")[1]))
+        if rounds:
+            candidates.append(rounds[-1] / "policy")
+    for c in candidates:
+        if (c / "adapter_model.safetensors").is_file():
+            seal.bank.ensure_slots(slot + 1)
+            seal.bank.load(slot, c)
+            return c
+    raise RunError(f"no policy adapter under {path} (expected RUN_DIR, RUN_DIR/round-N or an adapter dir)")
+
+
+def train_knowledge(seal: Seal, passages: list[Passage], run_dir: str | Path, *, resume: bool = False,
+                    data_source: str = "", progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    cfg = seal.cfg.rest_em
+    run_dir = Path(run_dir)
+    config = run_config(seal, data_source)
+    _prepare_run_dir(run_dir, config, resume)
+    fmt = seal.cfg.self_edit.format if seal.cfg.self_edit.format != "passage" else "implications"
+    dom = KnowledgeDomain(seal.cfg.self_edit.include_passage, seal.cfg.self_edit.max_sequences)
+    seal.bank.ensure_slots(1 + cfg.samples * cfg.repeats)
+    done = {(r["round"], r["context"], r["sample"], r["repeat"]): r for r in read_jsonl(run_dir / "samples.jsonl")}
+    contexts = round_contexts(passages, cfg.contexts, cfg.rounds, cfg.seed)
+    has_policy = False
+    summaries = []
+    for rnd in range(1, cfg.rounds + 1):
+        rdir = run_dir / f"round-{rnd}"
+        if (rdir / "metrics.json").is_file() and resume:
+            load_policy(seal, rdir)
+            has_policy = True
+            summaries.append(_read_json(rdir / "metrics.json"))
+            continue
+        t0 = time.perf_counter()
+        texts_log = {(r["context"], r["sample"]): r["text"] for r in read_jsonl(rdir / "self_edits.jsonl")}
+        kept: list[tuple[Passage, str]] = []
+        all_rewards: list[float] = []
+        failures = 0
+        for ci, ctx in enumerate(contexts[rnd - 1]):
+            if progress:
+                progress(f"round {rnd}/{cfg.rounds}: context {ci + 1}/{cfg.contexts}")
+            if not all((ci, s) in texts_log for s in range(cfg.samples)):
+                seed = cfg.seed * 1_000_003 + rnd * 10_007 + ci
+                texts = seal.write_self_edits(dom, [(ctx, fmt)], n=cfg.samples, seed=seed,
+                                              policy_slot=POLICY_SLOT if has_policy else None)[0]
+                for s, text in enumerate(texts):
+                    _write(append_jsonl, rdir / "self_edits.jsonl", {"context": ci, "sample": s, "text": text})
+                    texts_log[(ci, s)] = text
+            base = seal.baseline(dom, ctx)
+            rewards = _e_step(seal, dom, ctx, rnd, ci, [texts_log[(ci, s)] for s in range(cfg.samples)], fmt,
+                              base.accuracy, done, run_dir)
+            failures += sum(r is None for r in rewards)
+            all_rewards += [r for r in rewards if r is not None]
+            kept += [(ctx, texts_log[(ci, i)]) for i in select(rewards, cfg.selection)]
+        # M-step
+        policy_loss = None
+        if kept:
+            examples = [Example(dom.self_edit_prompt(seal.lm, ctx, fmt), text) for ctx, text in kept]
+            inner = dataclasses.replace(seal.cfg.inner_loop, lr=cfg.policy_lr, epochs=cfg.policy_epochs)
+            res = train_adapters(seal.bank, seal.lm.tokenizer,
+                                 [TrainJob(POLICY_SLOT, examples, seed=cfg.seed + rnd, reset=not has_policy)], inner)[0]
+            if res.failed:
+                raise RunError(f"policy SFT failed in round {rnd}: {res.failed}")
+            policy_loss, has_policy = res.final_loss, True
+        elif not has_policy:
+            seal.bank.reset(POLICY_SLOT, seed=cfg.seed)  # an untrained LoRA (B = 0) is the base policy
+        seal.bank.save(POLICY_SLOT, rdir / "policy")
+        summary = {
+            "round": rnd, "contexts": cfg.contexts, "samples": cfg.samples, "repeats": cfg.repeats,
+            "mean_reward": statistics.fmean(all_rewards) if all_rewards else 0.0,
+            "std_reward": statistics.pstdev(all_rewards) if len(all_rewards) > 1 else 0.0,
+            "rewards": all_rewards, "positive_fraction": (sum(r > 0 for r in all_rewards) / len(all_rewards))
+            if all_rewards else 0.0,
+            "selected": len(kept), "failed_edits": failures, "policy_final_loss": policy_loss,
+            "policy_updated": bool(kept), "wall_s": time.perf_counter() - t0,
+        }
+        _write(atomic_write_json, rdir / "selected.json", [{"title": c.title, "passage": c.id, "text": t}
+                                                           for c, t in kept])
+        _write(atomic_write_json, rdir / "metrics.json", summary)  # written last: marks the round finished
+        summaries.append(summary)
+    return {"rounds": summaries, "run_dir": str(run_dir)}
+
+
+def _e_step(seal: Seal, dom: KnowledgeDomain, ctx: Passage, rnd: int, ci: int, texts: list[str], fmt: str,
+            baseline: float, done: dict, run_dir: Path) -> list[float | None]:
+    """Inner loop + reward for every (sample, repeat) of one context not already logged; mean reward per sample."""
+    cfg = seal.cfg.rest_em
+    jobs, keys, parse_errors = [], [], {}
+    for s, text in enumerate(texts):
+        try:
+            examples = dom.parse_self_edit(ctx, text, fmt).examples
+        except SelfEditError as exc:
+            parse_errors[s] = str(exc)
+            examples = None
+        for rep in range(cfg.repeats):
+            key = (rnd, ci, s, rep)
+            if key in done:
+                continue
+            if examples is None:
+                rec = _record(key, ctx, None, None, baseline, f"unusable self-edit: {parse_errors[s]}")
+                _write(append_jsonl, run_dir / "samples.jsonl", rec)
+                done[key] = rec
+                continue
+            slot = 1 + len(jobs)
+            jobs.append(TrainJob(slot, examples, seed=cfg.seed * 7919 + rep))
+            keys.append(key)
+    if jobs:
+        results = seal.train(jobs)
+        ok = [(k, j, r) for k, j, r in zip(keys, jobs, results, strict=True) if not r.failed]
+        scores = seal.evaluate(dom, [(ctx, j.slot) for _, j, _ in ok])
+        by_key = {k: s for (k, _, _), s in zip(ok, scores, strict=True)}
+        for key, res in zip(keys, results, strict=True):
+            sc = by_key.get(key)
+            rec = _record(key, ctx, sc.accuracy if sc else None, (sc.accuracy - baseline) if sc else None,
+                          baseline, res.failed, steps=res.steps, loss=res.final_loss,
+                          answers=sc.answers if sc else None)
+            _write(append_jsonl, run_dir / "samples.jsonl", rec)
+            done[key] = rec
+    rewards: list[float | None] = []
+    for s in range(len(texts)):
+        rs = [done[(rnd, ci, s, rep)]["reward"] for rep in range(cfg.repeats)]
+        rewards.append(None if any(r is None for r in rs) else statistics.fmean(rs))
+    return rewards
+
+
+def _record(key, ctx: Passage, accuracy, reward, baseline, failed, **extra) -> dict[str, Any]:
+    rnd, ci, s, rep = key
+    return {"round": rnd, "context": ci, "sample": s, "repeat": rep, "passage": ctx.id, "accuracy": accuracy,
+            "reward": reward, "baseline": baseline, "failed": failed, **extra}
+
+
+def _prepare_run_dir(run_dir: Path, config: dict[str, Any], resume: bool) -> None:
+    cfg_path = run_dir / "config.json"
+    if cfg_path.is_file():
+        if not resume:
+            raise RunError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+        if _comparable(_read_json(cfg_path)) != _comparable(config):
+            raise RunError(f"{run_dir} was made with a different config; resume with the same options "
+                           "or choose another --out")
+        return
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise RunError(f"{run_dir} exists and is not a seal run directory")
+    _write(atomic_write_json, cfg_path, config)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    import json
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RunError(f"cannot read {path}: {exc}") from exc

@@ -1,0 +1,168 @@
+"""The inner loop: masking, packing, reset in place, batched == one at a time, NaN handling, save/load."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from seal.config import InnerLoopConfig, LoRAConfig
+from seal.inner_loop import Example, TrainJob, collate, pack, row_losses, tokenize_examples, train_adapters
+from seal.lora import AdapterBank
+
+TEXTS = ["The Verdant Guild was founded in 1847.", "Quillberries are small violet fruits.",
+         "The Pellucid Railway is 63 kilometres long.", "Greta Holloway won the Golden Ladle eleven times."]
+
+
+def _cfg(**kw) -> InnerLoopConfig:
+    base = dict(epochs=2, lr=1e-2, batch_tokens=24, engine="sequential", seed=0)
+    base.update(kw)
+    return InnerLoopConfig(**base)
+
+
+def test_prompt_tokens_and_padding_carry_no_loss(tokenizer):
+    seqs = tokenize_examples(tokenizer, [Example("Q: who?", " Ilsabet Quorne"), Example("", "plain text here")], 64)
+    (ids0, lab0), (ids1, lab1) = seqs
+    n_prompt = len(tokenizer("Q: who?")["input_ids"])
+    assert lab0[:n_prompt] == [-100] * n_prompt
+    assert lab0[n_prompt:] == ids0[n_prompt:]
+    assert ids0[-1] == tokenizer.eos_token_id
+    assert lab1 == ids1
+    rows = pack(seqs, budget=1000)
+    assert len(rows) == 1
+    # the first token of each packed sequence has no target (it would be predicted across the boundary)
+    assert rows[0].labels[len(ids0)] == -100
+    assert rows[0].positions == list(range(len(ids0))) + list(range(len(ids1)))
+    short = pack(seqs[1:], budget=1000)[0]
+    batch = collate([rows[0], short], pad_id=0, device=torch.device("cpu"))
+    assert batch["input_ids"].shape == (2, len(ids0) + len(ids1))
+    assert (batch["labels"][1, len(ids1):] == -100).all()  # padding never counts
+    mask = batch["attention_mask"][0, 0]
+    assert not mask[len(ids0), len(ids0) - 1]  # the second sequence cannot see the first
+
+
+def test_packed_rows_equal_separate_sequences(tiny_lm):
+    tok = tiny_lm.tokenizer
+    seqs = tokenize_examples(tok, [Example("", t) for t in TEXTS[:2]], 64)
+    packed = collate(pack(seqs, 1000), tok.pad_token_id, torch.device("cpu"))
+    packed.pop("labels")
+    with torch.no_grad():
+        joint = tiny_lm.model(**packed).logits[0]
+        a = tiny_lm.model(torch.tensor([seqs[0][0]])).logits[0]
+        b = tiny_lm.model(torch.tensor([seqs[1][0]])).logits[0]
+    n = len(seqs[0][0])
+    torch.testing.assert_close(joint[:n], a, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(joint[n:], b, atol=1e-5, rtol=1e-4)
+
+
+def test_row_losses_ignore_masked_tokens():
+    logits = torch.zeros(2, 4, 5)
+    labels = torch.tensor([[-100, 1, 2, -100], [-100, -100, -100, 3]])
+    losses = row_losses(logits, labels)
+    expected = torch.log(torch.tensor(5.0))
+    torch.testing.assert_close(losses, torch.stack([expected, expected]))
+
+
+def _snapshot(bank: AdapterBank, slot: int) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in bank.state_dict(slot).items()}
+
+
+def test_training_changes_the_adapter_and_lowers_the_loss(tiny_lm):
+    bank = AdapterBank.attach(tiny_lm.model, LoRAConfig(rank=4, alpha=8), slots=1)
+    res = train_adapters(bank, tiny_lm.tokenizer, [TrainJob(0, [Example("", t) for t in TEXTS], seed=1)],
+                         _cfg(epochs=6))[0]
+    assert res.failed is None and res.steps >= 6
+    assert res.losses[-1] < res.losses[0]
+    assert any(v.abs().sum() > 0 for k, v in bank.state_dict(0).items() if "lora_B" in k)
+
+
+def test_reset_in_place_second_edit_starts_from_base(tiny_lm):
+    bank = AdapterBank.attach(tiny_lm.model, LoRAConfig(rank=4, alpha=8), slots=1)
+    tok = tiny_lm.tokenizer
+    first = [Example("", t) for t in TEXTS[:2]]
+    second = [Example("", t) for t in TEXTS[2:]]
+    train_adapters(bank, tok, [TrainJob(0, second, seed=3)], _cfg())
+    fresh = _snapshot(bank, 0)
+    bank.reset(0, seed=99)
+    train_adapters(bank, tok, [TrainJob(0, first, seed=3)], _cfg())
+    train_adapters(bank, tok, [TrainJob(0, second, seed=3)], _cfg())  # reset=True by default
+    after = _snapshot(bank, 0)
+    for k in fresh:
+        torch.testing.assert_close(after[k], fresh[k], atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("k", [2, 5])
+def test_batched_adapters_equal_training_each_alone(tiny_lm, k):
+    tok = tiny_lm.tokenizer
+    bank = AdapterBank.attach(tiny_lm.model, LoRAConfig(rank=4, alpha=8), slots=k)
+    data = [[Example("", t) for t in TEXTS[: 1 + (i % len(TEXTS))]] for i in range(k)]  # unequal step counts
+    jobs = [TrainJob(i, data[i], seed=10 + i) for i in range(k)]
+    alone_res = train_adapters(bank, tok, jobs, _cfg(engine="sequential"))
+    alone = [_snapshot(bank, i) for i in range(k)]
+    batched_res = train_adapters(bank, tok, jobs, _cfg(engine="batched"))
+    assert [r.steps for r in alone_res] == [r.steps for r in batched_res]
+    assert len({r.steps for r in batched_res}) > 1
+    for i in range(k):
+        for name, tensor in _snapshot(bank, i).items():
+            torch.testing.assert_close(tensor, alone[i][name], atol=1e-5, rtol=1e-4)
+    for a, b in zip(alone_res, batched_res, strict=True):
+        assert a.losses == pytest.approx(b.losses, rel=1e-4, abs=1e-5)
+    # and the same greedy answers, generated for all adapters in one batch vs one adapter at a time
+    from seal.generate import TransformersGenerator
+
+    gen = TransformersGenerator(tiny_lm, bank)
+    prompts = [tiny_lm.chat("Who founded the Verdant Guild?")] * k
+    together = gen.complete(prompts, max_new_tokens=8, adapters=list(range(k)))
+    separate = [gen.complete([p], max_new_tokens=8, adapters=i)[0] for i, p in enumerate(prompts)]
+    assert together == separate
+
+
+def test_nan_loss_stops_only_that_adapter(tiny_lm, monkeypatch):
+    import seal.inner_loop as il
+
+    tok = tiny_lm.tokenizer
+    bank = AdapterBank.attach(tiny_lm.model, LoRAConfig(rank=4, alpha=8), slots=2)
+    real = il.row_losses
+
+    def poisoned(logits, labels):
+        out = real(logits, labels)
+        return torch.cat([torch.full_like(out[:1], float("nan")), out[1:]]) if out.shape[0] == 2 else out
+
+    monkeypatch.setattr(il, "row_losses", poisoned)
+    jobs = [TrainJob(0, [Example("", TEXTS[0])], seed=1), TrainJob(1, [Example("", TEXTS[1])], seed=1)]
+    res = train_adapters(bank, tok, jobs, _cfg(engine="batched"))
+    assert res[0].failed and "non-finite loss" in res[0].failed and res[0].steps == 0
+    assert res[1].failed is None and res[1].steps == 2
+    after = _snapshot(bank, 0)
+    bank.reset(0, seed=1)
+    for name, tensor in _snapshot(bank, 0).items():  # slot 0 was never stepped: still its fresh init
+        torch.testing.assert_close(after[name], tensor, atol=0, rtol=0)
+
+
+def test_adapter_saves_in_peft_format_and_peft_loads_it(tiny_lm, tmp_path):
+    from peft import PeftModel
+
+    tok = tiny_lm.tokenizer
+    bank = AdapterBank.attach(tiny_lm.model, LoRAConfig(rank=4, alpha=8, targets=("q_proj", "v_proj")), slots=1)
+    train_adapters(bank, tok, [TrainJob(0, [Example("", t) for t in TEXTS], seed=2)], _cfg())
+    bank.save(0, tmp_path / "adapter")
+    ids = torch.tensor([tok("The Verdant Guild")["input_ids"]])
+    with torch.no_grad(), bank.route(0):
+        ours = tiny_lm.model(ids).logits
+    bank.detach()
+    peft_model = PeftModel.from_pretrained(tiny_lm.model, tmp_path / "adapter")
+    with torch.no_grad():
+        theirs = peft_model(ids).logits
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-4)
+
+
+def test_merge_folds_the_update_into_base_weights(tiny_lm):
+    tok = tiny_lm.tokenizer
+    bank = AdapterBank.attach(tiny_lm.model, LoRAConfig(rank=4, alpha=8), slots=1)
+    train_adapters(bank, tok, [TrainJob(0, [Example("", TEXTS[0])], seed=2)], _cfg())
+    ids = torch.tensor([tok(TEXTS[1])["input_ids"]])
+    with torch.no_grad(), bank.route(0):
+        adapted = tiny_lm.model(ids).logits
+    bank.merge(0)
+    with torch.no_grad(), bank.route(None):
+        merged = tiny_lm.model(ids).logits
+    torch.testing.assert_close(adapted, merged, atol=1e-5, rtol=1e-4)
