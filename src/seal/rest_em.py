@@ -53,7 +53,10 @@ def _write(fn, path: Path, *args) -> None:
 
 
 def run_config(seal: Seal, data_source: str) -> dict[str, Any]:
-    return {"seal": seal.cfg.to_dict(), "data": data_source, "domain": "knowledge"}
+    import json
+
+    cfg = {"seal": seal.cfg.to_dict(), "data": data_source, "domain": "knowledge"}
+    return json.loads(json.dumps(cfg))  # the form it has once saved (tuples become lists)
 
 
 def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:

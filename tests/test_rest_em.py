@@ -1,0 +1,185 @@
+"""ReST-EM on the tiny model: two full rounds, selection rule, policy update, resume, bad runs."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+
+import pytest
+import torch
+
+from seal.config import SealConfig
+from seal.domains.knowledge import load_passages
+from seal.engine import Seal
+from seal.rest_em import POLICY_SLOT, RunError, select, train_knowledge
+from tests.conftest import SAMPLES
+
+
+class HashGrader:
+    """Deterministic stand-in for a grader: a pseudo-random but fixed verdict per answer text, so rewards of
+    different self-edits differ on a random tiny model (real grading would give 0 everywhere)."""
+
+    def grade_many(self, questions, predictions, golds):
+        return [int(hashlib.sha256(p.encode()).hexdigest(), 16) % 3 == 0 for p in predictions]
+
+
+def _cfg(**rest_em) -> SealConfig:
+    r = {"rounds": 2, "contexts": 2, "samples": 3, "repeats": 1, "seed": 0}
+    r.update(rest_em)
+    return SealConfig.from_dict({
+        "model": {"name": "tiny"}, "lora": {"rank": 4, "alpha": 8},
+        "inner_loop": {"epochs": 1, "lr": 5e-2, "batch_tokens": 64, "engine": "sequential"},
+        "self_edit": {"max_new_tokens": 24, "temperature": 1.0},
+        "eval": {"answer_tokens": 6}, "rest_em": {**r, "policy_epochs": 2, "policy_lr": 5e-2},
+    })
+
+
+def _seal(tiny_lm, cfg) -> Seal:
+    if getattr(tiny_lm.model, "_seal_bank", None) is not None:
+        tiny_lm.model._seal_bank.detach()
+    return Seal(tiny_lm, cfg, grader=HashGrader(), slots=1 + cfg.rest_em.samples)
+
+
+def _selected(run_dir):
+    return [json.loads((run_dir / f"round-{r}" / "selected.json").read_text()) for r in (1, 2)]
+
+
+@pytest.fixture()
+def passages():
+    return load_passages(SAMPLES)
+
+
+def test_select_keeps_only_positive_best():
+    assert select([0.0, -0.2, 0.0], "best-positive") == []
+    assert select([0.2, 0.4, None], "best-positive") == [1]
+    assert select([None, None], "best-positive") == []
+    assert select([0.2, 0.0, 0.4], "all-positive") == [0, 2]
+    assert select([-0.2, -0.1], "best") == [1]  # the reference behaviour, available but not default
+    assert select([0.4, 0.4], "best-positive") == [0]  # ties: first sample
+
+
+def test_two_rounds_select_positive_update_policy_and_log(tiny_lm, passages, tmp_path):
+    cfg = _cfg()
+    seal = _seal(tiny_lm, cfg)
+    before = {k: v.clone() for k, v in seal.bank.state_dict(POLICY_SLOT).items()}
+    summary = train_knowledge(seal, passages, tmp_path / "run")
+    run = tmp_path / "run"
+    assert [r["round"] for r in summary["rounds"]] == [1, 2]
+    samples = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 2 * 2 * 3
+    rewards = [s["reward"] for s in samples if s["reward"] is not None]
+    assert any(r > 0 for r in rewards) and any(r <= 0 for r in rewards)  # the grader gives a real spread
+    # every kept self-edit is the best of its context and has a positive reward
+    for rnd, kept in zip((1, 2), _selected(run), strict=True):
+        texts = {(json.loads(line)["context"], json.loads(line)["sample"]): json.loads(line)["text"]
+                 for line in (run / f"round-{rnd}" / "self_edits.jsonl").read_text().splitlines()}
+        for ctx in range(2):
+            rs = {s["sample"]: s["reward"] for s in samples if s["round"] == rnd and s["context"] == ctx}
+            best = max(rs, key=lambda k: (rs[k] if rs[k] is not None else -9, -k))
+            expected = [texts[(ctx, best)]] if rs[best] is not None and rs[best] > 0 else []
+            got = [k["text"] for k in kept if k["text"] in {texts[(ctx, s)] for s in range(3)}]
+            assert got == expected
+    assert sum(len(k) for k in _selected(run)) > 0
+    after = seal.bank.state_dict(POLICY_SLOT)
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    for rnd in (1, 2):
+        assert (run / f"round-{rnd}" / "policy" / "adapter_model.safetensors").is_file()
+        m = json.loads((run / f"round-{rnd}" / "metrics.json").read_text())
+        assert m["selected"] == len(_selected(run)[rnd - 1])
+    assert json.loads((run / "config.json").read_text())["seal"]["rest_em"]["rounds"] == 2
+    # contexts are disjoint across rounds
+    ids = {s["round"]: set() for s in samples}
+    for s in samples:
+        ids[s["round"]].add(s["passage"])
+    assert not ids[1] & ids[2]
+
+
+def test_resume_after_crash_gives_the_same_selections(tokenizer, passages, tmp_path):
+    from seal.model import wrap_model
+    from tests.conftest import build_model
+
+    cfg = _cfg()
+    full = _seal(wrap_model(build_model(len(tokenizer)), tokenizer, "tiny"), cfg)
+    train_knowledge(full, passages, tmp_path / "full")
+
+    crashing = _seal(wrap_model(build_model(len(tokenizer)), tokenizer, "tiny"), cfg)
+    calls = {"n": 0}
+    real_train = crashing.train
+
+    def train_then_crash(jobs, progress=None):
+        calls["n"] += 1
+        if calls["n"] == 3:  # round 2, first context: mid-run
+            raise KeyboardInterrupt("simulated kill")
+        return real_train(jobs, progress)
+
+    crashing.train = train_then_crash
+    with pytest.raises(KeyboardInterrupt):
+        train_knowledge(crashing, passages, tmp_path / "resumed")
+    assert (tmp_path / "resumed" / "round-1" / "metrics.json").is_file()
+    assert not (tmp_path / "resumed" / "round-2" / "metrics.json").exists()
+    def keys(path):
+        recs = [json.loads(line) for line in path.read_text().splitlines()]
+        return {(r["round"], r["context"], r["sample"], r["repeat"]): r for r in recs}
+
+    logged = keys(tmp_path / "resumed" / "samples.jsonl")
+
+    resumed = _seal(wrap_model(build_model(len(tokenizer)), tokenizer, "tiny"), cfg)
+    counted = []
+    real = resumed.train
+    resumed.train = lambda jobs, progress=None: counted.append(len(jobs)) or real(jobs, progress)
+    with pytest.raises(RunError, match="--resume"):
+        train_knowledge(resumed, passages, tmp_path / "resumed")
+    train_knowledge(resumed, passages, tmp_path / "resumed", resume=True)
+    final = keys(tmp_path / "resumed" / "samples.jsonl")
+    assert len(final) == 2 * 2 * 3 and set(logged) < set(final)
+    trained_after = [k for k, r in final.items() if k not in logged and not str(r["failed"]).startswith("unusable")]
+    assert sum(counted) == len(trained_after) > 0  # finished inner loops were not redone
+    assert _selected(tmp_path / "resumed") == _selected(tmp_path / "full")
+
+
+def test_resume_with_another_config_is_refused(tiny_lm, passages, tmp_path):
+    train_knowledge(_seal(tiny_lm, _cfg(rounds=1)), passages, tmp_path / "run")
+    with pytest.raises(RunError, match="different config"):
+        train_knowledge(_seal(tiny_lm, _cfg(rounds=1, samples=2)), passages, tmp_path / "run", resume=True)
+
+
+def test_nan_loss_gets_no_reward_and_the_run_goes_on(tiny_lm, passages, tmp_path, monkeypatch):
+    import seal.inner_loop as il
+
+    real = il.row_losses
+    monkeypatch.setattr(il, "row_losses", lambda logits, labels: real(logits, labels) * float("nan"))
+    summary = train_knowledge(_seal(tiny_lm, _cfg(rounds=1)), passages, tmp_path / "run")
+    samples = [json.loads(line) for line in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 6 and all(s["reward"] is None for s in samples)
+    trained = [s for s in samples if not s["failed"].startswith("unusable")]
+    assert trained and all("non-finite loss" in s["failed"] for s in trained)
+    assert summary["rounds"][0]["selected"] == 0
+    assert summary["rounds"][0]["failed_edits"] == 6
+
+
+def test_full_disk_fails_clearly_and_resume_completes(tiny_lm, passages, tmp_path, monkeypatch):
+    import seal.rest_em as rest_em
+
+    real = rest_em.append_jsonl
+    calls = {"n": 0}
+
+    def flaky(path, record):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, record)
+
+    monkeypatch.setattr(rest_em, "append_jsonl", flaky)
+    with pytest.raises(RunError, match="disk full"):
+        train_knowledge(_seal(tiny_lm, _cfg(rounds=1)), passages, tmp_path / "run")
+    monkeypatch.setattr(rest_em, "append_jsonl", real)
+    summary = train_knowledge(_seal(tiny_lm, _cfg(rounds=1)), passages, tmp_path / "run", resume=True)
+    assert summary["rounds"][0]["round"] == 1
+    lines = (tmp_path / "run" / "samples.jsonl").read_text().splitlines()
+    assert len(lines) == 2 * 3 and all(json.loads(line) for line in lines)
+
+
+def test_too_few_passages_is_a_clear_error(tiny_lm, passages, tmp_path):
+    with pytest.raises(RunError, match="need 40 passages"):
+        train_knowledge(_seal(tiny_lm, _cfg(rounds=2, contexts=20)), passages, tmp_path / "run")
