@@ -76,9 +76,6 @@ def test_override_invalid_value(item, message):
         SealConfig().override([item])
 
 
-@pytest.mark.xfail(strict=True, reason="config: values are not type-checked; a non-numeric value for a numeric "
-                   "field ('lora.rank=abc') raises TypeError from the comparison in __post_init__ instead of "
-                   "ConfigError (so the CLI prints a traceback)")
 @pytest.mark.parametrize("item", ["lora.rank=abc", "inner_loop.lr=fast", "inner_loop.epochs=[1]"])
 def test_override_wrong_type_is_a_config_error(item):
     with pytest.raises(ConfigError, match=item.split("=")[0].replace(".", r"\.")):
@@ -149,8 +146,6 @@ def test_from_file_missing(tmp_path):
         SealConfig.from_file(tmp_path / "nope.toml")
 
 
-@pytest.mark.xfail(strict=True, reason="config.SealConfig.from_file lets tomllib.TOMLDecodeError / "
-                   "json.JSONDecodeError escape instead of a ConfigError naming the file")
 @pytest.mark.parametrize(("name", "text"), [("bad.toml", "[lora\nrank = 3\n"), ("bad.json", '{"lora": ')])
 def test_from_file_syntax_error_is_a_config_error(tmp_path, name, text):
     path = tmp_path / name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -123,8 +124,6 @@ def test_clean_line():
     assert clean_line("U.S. law applies here.") == "U.S. law applies here."  # an initialism is no bullet
 
 
-@pytest.mark.xfail(strict=True, reason="knowledge._BULLET treats the '1.' of a leading decimal number as a "
-                   "list number: '1.5 million ...' becomes '5 million ...'")
 def test_leading_decimal_number_is_not_a_bullet():
     assert clean_line("1.5 million people visit Marrowick each year.") == \
         "1.5 million people visit Marrowick each year."
@@ -162,12 +161,12 @@ def test_line_copying_a_one_sentence_passage_dropped():
     assert parsed.dropped == [("The guild was founded in 1847 by Ilsabet Quorne.", "duplicate")]
 
 
-@pytest.mark.xfail(strict=True, reason="knowledge.parse_self_edit splits lines into sentences before the "
-                   "'copies the passage' check (seen = {_key(ctx.context)}), so a self-edit that repeats a "
-                   "multi-sentence passage verbatim is accepted as one sequence per sentence")
-def test_self_edit_that_only_copies_a_multi_sentence_passage_is_unusable():
-    with pytest.raises(SelfEditError):
-        parse(P.context, "rewrite")
+def test_sentences_copied_from_a_multi_sentence_passage_are_kept_one_per_sequence():
+    # A design choice: only a whole-passage copy is a duplicate (the passage is added anyway). Sentence-level
+    # restatements are kept; whether they help is for the reward (and ReST-EM) to decide.
+    parsed = parse(P.context, "rewrite")
+    assert len(parsed.examples) == len(re.split(r"(?<=[.!?])\s+", P.context))  # parse() leaves the passage out
+    assert all(e.completion.startswith(f"{TITLE}\n") for e in parsed.examples)
 
 
 def test_too_short_and_no_letter_lines_dropped():
@@ -244,8 +243,6 @@ def test_self_qa_label_alone_on_a_line():
     ]
 
 
-@pytest.mark.xfail(strict=True, reason="knowledge._QA only matches a label at the start of the line, so numbered "
-                   "or bulleted pairs ('1. Q: ...') are not recognised and the edit falls back to sentences")
 def test_self_qa_numbered_pairs():
     text = "1. Q: Who founded the Verdant Guild?\n   A: Ilsabet Quorne\n2. Q: When was it founded?\n   A: 1847\n"
     assert seqs(parse(text, "self-qa")) == [

@@ -20,6 +20,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -31,8 +32,8 @@ eval_app = typer.Typer(no_args_is_help=True, help="Evaluate self-edit methods an
 train_app = typer.Typer(no_args_is_help=True, help="Train the self-edit policy with ReST-EM.")
 app.add_typer(eval_app, name="eval")
 app.add_typer(train_app, name="train")
-err = Console(stderr=True)
-out = Console()
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 DEFAULT_STORE = os.environ.get("SEAL_STORE", "seal-store")
 SAMPLES = Path(__file__).parent / "samples" / "passages.json"
@@ -64,12 +65,12 @@ def main() -> None:
     try:
         app()
     except _user_errors() as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         sys.exit(1)
 
 
 def fail(msg: str) -> None:
-    err.print(f"[red]error:[/red] {msg}", highlight=False)
+    err.print(f"[red]error:[/red] {escape(msg)}", highlight=False)
     raise typer.Exit(1)
 
 
@@ -124,7 +125,7 @@ def learn(path: Path, store: StoreOpt = Path(DEFAULT_STORE),
                 bar.update(tasks[stage], completed=done)
 
             report = do_learn(s, st, path, fmt, max_bytes=max_bytes, seed=seed, progress=tick)
-    out.print(f"learned [bold]{report.document}[/bold]: {report.passages} passage(s), {report.sequences} training "
+    out.print(f"learned [bold]{escape(report.document)}[/bold]: {report.passages} passage(s), {report.sequences} training "
               f"sequences, final loss {report.final_loss:.3f}, {report.seconds:.0f} s -> store version "
               f"{report.version}", highlight=False)
     if report.fallbacks:
@@ -148,7 +149,7 @@ def ask(question: str, store: StoreOpt = Path(DEFAULT_STORE),
         if st is not None:
             cfg = config_for_store(cfg, st)
         s = _load_seal(cfg)
-        out.print(do_ask(s, st, [question], max_new_tokens=max_tokens)[0], highlight=False)
+        out.print(do_ask(s, st, [question], max_new_tokens=max_tokens)[0], markup=False, highlight=False)
     finally:
         if st is not None:
             st.close()
@@ -197,11 +198,12 @@ def demo(passage: Annotated[int, typer.Option(help="Which sample passage (0-3)."
     with tempfile.TemporaryDirectory() as tmp:
         doc = Path(tmp) / "passage.txt"
         doc.write_text(f"{p.title}\n\n{p.context}\n", encoding="utf-8")
-        out.print(f"[bold]{p.title}[/bold]\n{p.context}\n", highlight=False)
+        out.print(f"[bold]{escape(p.title)}[/bold]\n{escape(p.context)}\n", highlight=False)
         with Store.open(store, create=True, base_model=cfg.model.name) as st:
             with err.status("writing a self-edit and training on it ..."):
                 report = do_learn(s, st, doc, fmt)
-            out.print("[bold]self-edit written by the model:[/bold]\n" + report.self_edits[0] + "\n", highlight=False)
+            out.print("[bold]self-edit written by the model:[/bold]\n" + escape(report.self_edits[0]) + "\n",
+                      highlight=False)
             after = do_ask(s, st, prompts, max_new_tokens=cfg.eval.answer_tokens)
     grade = LexicalGrader(cfg.eval.f1_threshold)
     table = Table("question", "gold", "before", "after", title="answers without the passage in the prompt")
@@ -209,7 +211,8 @@ def demo(passage: Annotated[int, typer.Option(help="Which sample passage (0-3)."
     for q, b, a in zip(p.questions, before, after, strict=True):
         gb, ga = grade.grade(b, q.answer), grade.grade(a, q.answer)
         nb, na = nb + gb, na + ga
-        table.add_row(q.question, q.answer, ("[green]" if gb else "[red]") + b, ("[green]" if ga else "[red]") + a)
+        table.add_row(escape(q.question), escape(q.answer), ("[green]" if gb else "[red]") + escape(b),
+                      ("[green]" if ga else "[red]") + escape(a))
     out.print(table)
     out.print(f"correct before: {nb}/{len(questions)}   after: {na}/{len(questions)}   "
               f"({report.seconds:.0f} s to write the self-edit and learn it; store: {store})")
@@ -232,6 +235,9 @@ def eval_knowledge(
         help="ReST-EM RUN_DIR or RUN_DIR/round-N (repeatable): adds 'SEAL <name>' methods.")] = None,
     teacher_url: Annotated[str, typer.Option(help="OpenAI-compatible URL of a teacher model.")] = "",
     teacher_model: Annotated[str, typer.Option(help="Teacher model name: adds the 'teacher' method.")] = "",
+    grader: Annotated[str | None, typer.Option(help="lexical (default) | judge")] = None,
+    judge_url: Annotated[str, typer.Option(help="OpenAI-compatible URL of the judge (env SEAL_JUDGE_URL).")] = "",
+    judge_model: Annotated[str, typer.Option(help="Judge model name (env SEAL_JUDGE_MODEL).")] = "",
     seed: int = 0, config: ConfigOpt = None, set_: SetOpt = None, model: ModelOpt = None,
 ) -> None:
     """The paper's knowledge protocol: self-edit, LoRA, questions without the passage; accuracy per method."""
@@ -239,10 +245,20 @@ def eval_knowledge(
     from seal.evaluate import evaluate_knowledge, evaluate_knowledge_cpt, markdown_table
     from seal.io import atomic_write_json
 
+    from seal.evaluate import BASELINE_METHODS
+
     if mode not in ("single", "cpt"):
         fail(f"--mode must be single or cpt, not {mode!r}")
-    cfg = make_config(config, set_, model)
+    sets = list(set_ or [])
+    sets += [f"eval.grader={grader}"] if grader else []
+    sets += [f"eval.judge_url={json.dumps(judge_url)}"] if judge_url else []
+    sets += [f"eval.judge_model={json.dumps(judge_model)}"] if judge_model else []
+    cfg = make_config(config, sets, model)
     method_list = [m.strip() for m in methods.split(",") if m.strip()]
+    bad = [m for m in method_list if m not in BASELINE_METHODS]
+    if bad:
+        fail(f"unknown method(s): {', '.join(bad)} (choose from {', '.join(BASELINE_METHODS)}; "
+             "add --policy RUN_DIR or --teacher-url/--teacher-model for the trained and teacher rows)")
     passages = load_passages(data)[offset:offset + limit]
     if not passages:
         fail(f"no passages in {data} at offset {offset}")

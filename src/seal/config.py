@@ -35,6 +35,28 @@ def _check(cond: bool, msg: str) -> None:
         raise ConfigError(msg)
 
 
+def _typecheck(obj: Any, section: str) -> None:
+    """Check (and where lossless, convert) each field against its annotation; a clear ConfigError otherwise."""
+    for f in dataclasses.fields(obj):
+        value, kind = getattr(obj, f.name), str(f.type)
+        where = f"{section}.{f.name}"
+        if kind == "float":
+            _check(isinstance(value, int | float) and not isinstance(value, bool), f"{where} must be a number, "
+                   f"not {value!r}")
+            setattr(obj, f.name, float(value))
+        elif kind == "int":
+            _check(isinstance(value, int) and not isinstance(value, bool), f"{where} must be a whole number, "
+                   f"not {value!r}")
+        elif kind == "bool":
+            _check(isinstance(value, bool), f"{where} must be true or false, not {value!r}")
+        elif kind == "str":
+            _check(isinstance(value, str), f"{where} must be a string, not {value!r}")
+        elif kind.startswith("tuple[str"):
+            _check(isinstance(value, list | tuple) and all(isinstance(v, str) for v in value),
+                   f"{where} must be a list of strings, not {value!r}")
+            setattr(obj, f.name, tuple(value))
+
+
 @dataclass
 class ModelConfig:
     name: str = DEFAULT_MODEL
@@ -47,6 +69,7 @@ class ModelConfig:
     """CPU threads for torch; 0 = the cores this process may use."""
 
     def __post_init__(self) -> None:
+        _typecheck(self, "model")
         _check(bool(self.name), "model.name must not be empty")
         _check(self.dtype in ("auto", "float32", "bfloat16", "float16"), f"model.dtype: unknown {self.dtype!r}")
         _check(self.threads >= 0, "model.threads must be >= 0")
@@ -62,7 +85,7 @@ class LoRAConfig:
     """Names of the linear layers that get an adapter (all attention and MLP projections)."""
 
     def __post_init__(self) -> None:
-        self.targets = tuple(self.targets)
+        _typecheck(self, "lora")
         _check(self.rank >= 1, "lora.rank must be >= 1")
         _check(self.alpha > 0, "lora.alpha must be > 0")
         _check(len(self.targets) > 0, "lora.targets must name at least one layer")
@@ -87,6 +110,7 @@ class InnerLoopConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        _typecheck(self, "inner_loop")
         _check(self.epochs >= 1, "inner_loop.epochs must be >= 1")
         _check(0 < self.lr < 1 and math.isfinite(self.lr), "inner_loop.lr must be in (0, 1)")
         _check(self.batch_tokens >= 16, "inner_loop.batch_tokens must be >= 16")
@@ -108,6 +132,7 @@ class SelfEditConfig:
     max_sequences: int = 32
 
     def __post_init__(self) -> None:
+        _typecheck(self, "self_edit")
         from seal.domains.knowledge import FORMATS
 
         _check(self.format in FORMATS, f"self_edit.format: {self.format!r} is not one of {', '.join(FORMATS)}")
@@ -127,9 +152,11 @@ class EvalConfig:
     """Base URL of an OpenAI-compatible endpoint, or env SEAL_JUDGE_URL."""
     judge_model: str = ""
     """Judge model name, or env SEAL_JUDGE_MODEL. The key comes from env SEAL_JUDGE_KEY / OPENAI_API_KEY."""
-    batch_size: int = 16
+    batch_size: int = 32
+    """Rows per generation batch: the K candidates' questions of one context fit in one batch."""
 
     def __post_init__(self) -> None:
+        _typecheck(self, "eval")
         _check(self.grader in ("lexical", "judge"), f"eval.grader: {self.grader!r}")
         _check(1 <= self.answer_tokens <= 512, "eval.answer_tokens must be in [1, 512]")
         _check(0 < self.f1_threshold <= 1, "eval.f1_threshold must be in (0, 1]")
@@ -152,6 +179,7 @@ class RestEMConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        _typecheck(self, "rest_em")
         _check(self.rounds >= 1 and self.contexts >= 1 and self.samples >= 1 and self.repeats >= 1,
                "rest_em.rounds/contexts/samples/repeats must be >= 1")
         _check(self.selection in ("best-positive", "all-positive", "best"), f"rest_em.selection: {self.selection!r}")
@@ -206,8 +234,13 @@ class SealConfig:
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
-        text = path.read_text(encoding="utf-8")
-        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+        try:
+            text = path.read_text(encoding="utf-8")
+            data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+        except (UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"config file {path} is not valid {'JSON' if path.suffix == '.json' else 'TOML'}: "
+                              f"{exc}") from None
+        _check(isinstance(data, dict), f"config file {path} must hold a table of sections")
         return cls.from_dict(data)
 
     def to_dict(self) -> dict[str, Any]:

@@ -61,6 +61,9 @@ def split_passages(text: str, title: str, chunk_chars: int = CHUNK_CHARS) -> lis
             continue
         sentence_buf = ""
         for sent in re.split(r"(?<=[.!?])\s+", para):
+            if len(sent) > chunk_chars and sentence_buf:  # keep the order: flush before a hard cut
+                pieces.append(sentence_buf)
+                sentence_buf = ""
             while len(sent) > chunk_chars:  # a single enormous "sentence": hard cut
                 pieces.append(sent[:chunk_chars])
                 sent = sent[chunk_chars:]

@@ -100,9 +100,10 @@ def load_passages(path: str | Path) -> list[Passage]:
     return parse_passages(data, str(path))
 
 
-_BULLET = re.compile(r"^\s*(?:[-*\u2022]+|\(?\d{1,3}[.)]|\(?[a-zA-Z][.)](?=\s))\s*")
+_BULLET = re.compile(r"^\s*(?:[-*\u2022]+|\(?\d{1,3}[.)](?=\s)|\(?[a-zA-Z][.)](?=\s))\s*")
 _PREAMBLE = re.compile(r"^(here (are|is)|sure|certainly|implications|the following|below (are|is))\b", re.I)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'])")
+_NUMBERED = re.compile(r"^\s*(?:[-*\u2022]+|\(?\d{1,3}[.)])\s+")
 _QA = re.compile(r"^\s*(?:\*\*)?(q|question|a|answer)\s*\d*\s*[:.)](?:\*\*)?\s*(.*)$", re.I)
 
 
@@ -128,7 +129,7 @@ def _qa_pairs(lines: list[str]) -> list[str]:
     question: str | None = None
     pending: str | None = None  # a label waiting for its text on the next line
     for raw in lines:
-        m = _QA.match(raw)
+        m = _QA.match(_NUMBERED.sub("", raw))
         if m:
             kind, text = m.group(1).lower()[0], m.group(2).strip()
             pending = None if text else kind

@@ -1,0 +1,208 @@
+"""Inner-loop benchmark: seconds per self-edit evaluation, side by side, same passages and self-edits for all.
+
+(a) ``reference`` — the reference procedure: a fresh PEFT adapter wrapped around the model per edit, the
+    Hugging Face Trainer, batch 1, every sequence padded to 2048 tokens, the baseline re-graded per edit.
+    It is very slow on a CPU, so one epoch of one edit is timed and scaled to the epoch count (reported as
+    such). Its padding is masked out of the loss (the reference counted it, a flaw), which makes its updates
+    mathematically those of batch-1 unpadded training; its accuracy gain is measured with that schedule.
+(b) ``single`` — seal, one edit at a time (packed sequences, adapter reset in place, cached baseline).
+(c) ``batched`` — seal with K candidates of one context trained by the engine's choice for this device and
+    evaluated together in one batch (per-row adapters).
+
+Also: evaluation time alone for (b) and (c), achieved training FLOP/s against the fp32 matmul FLOP/s measured
+in the same run, and peak memory. Run: ``python bench/inner_loop.py`` (or ``seal bench inner-loop``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import resource
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from seal.config import SealConfig
+from seal.domains.base import SelfEditError
+from seal.domains.knowledge import KnowledgeDomain, Passage, load_passages
+from seal.engine import Seal
+from seal.inner_loop import Example, TrainJob, tokenize_examples
+
+SQUAD = Path(__file__).resolve().parents[3] / "shared" / "data" / "squad" / "squad_dev.json"
+SAMPLES = Path(__file__).parent / "samples" / "passages.json"
+
+
+def matmul_flops(seconds: float = 2.0) -> float:
+    """fp32 matmul FLOP/s on this machine at the default model's MLP shape (256 tokens x 576 x 1536)."""
+    a, b = torch.randn(256, 576), torch.randn(576, 1536)
+    for _ in range(5):
+        a @ b
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        n += 1
+    return 2 * 256 * 576 * 1536 * n / (time.perf_counter() - start)
+
+
+def base_params(model: torch.nn.Module) -> int:
+    """Parameters touched per token (embeddings are a lookup; the tied LM head is a matmul)."""
+    n = sum(p.numel() for name, p in model.named_parameters() if "lora" not in name and ".A" not in name)
+    emb = model.get_input_embeddings().weight.numel()
+    return n - emb + (emb if getattr(model.config, "tie_word_embeddings", False) else 0)
+
+
+def _examples(dom: KnowledgeDomain, p: Passage, text: str) -> list[Example] | None:
+    try:
+        return dom.parse_self_edit(p, text, "implications").examples
+    except SelfEditError:
+        return None
+
+
+def reference_one_epoch(seal: Seal, examples: list[Example], pad_to: int = 2048, max_steps: int | None = None) -> float:
+    """Seconds for one epoch of the reference procedure on one edit (PEFT wrap + HF Trainer + pad to 2048)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import Trainer, TrainingArguments
+
+    tok = seal.lm.tokenizer
+    seqs = tokenize_examples(tok, examples, seal.cfg.inner_loop.max_seq_tokens)
+    if max_steps:
+        seqs = seqs[:max_steps]
+    rows = []
+    for ids, labels in seqs:
+        pad = pad_to - len(ids)
+        rows.append({"input_ids": ids + [tok.pad_token_id] * pad, "attention_mask": [1] * len(ids) + [0] * pad,
+                     "labels": labels + [-100] * pad})
+    model = seal.lm.model
+    slots = seal.bank.slots
+    seal.bank.detach()  # the reference wraps the plain model with a fresh PEFT adapter per edit
+    try:
+        lcfg = seal.cfg.lora
+        peft_model = get_peft_model(model, LoraConfig(r=lcfg.rank, lora_alpha=lcfg.alpha,
+                                                      target_modules=list(lcfg.targets), lora_dropout=0.0,
+                                                      task_type="CAUSAL_LM"))
+        args = TrainingArguments(output_dir="/tmp/seal-bench-ref", per_device_train_batch_size=1,
+                                 num_train_epochs=1, learning_rate=seal.cfg.inner_loop.lr, report_to=[],
+                                 save_strategy="no", logging_strategy="no", use_cpu=seal.lm.device.type == "cpu",
+                                 disable_tqdm=True, dataloader_pin_memory=False)
+        trainer = Trainer(model=peft_model, args=args, train_dataset=rows,
+                          data_collator=lambda b: {k: torch.tensor([r[k] for r in b]) for k in b[0]})
+        start = time.perf_counter()
+        trainer.train()
+        seconds = time.perf_counter() - start
+        peft_model.unload()
+    finally:
+        from seal.lora import AdapterBank
+
+        model.requires_grad_(False)
+        model.eval()
+        model._seal_bank = None
+        seal.bank = AdapterBank.attach(model, seal.cfg.lora, slots)
+        seal.generator.bank = seal.bank
+    return seconds * (len(tokenize_examples(tok, examples, seal.cfg.inner_loop.max_seq_tokens)) / len(seqs))
+
+
+def run(contexts: int = 2, k: int = 5, repeats: int = 1, seed: int = 0, data: str | Path | None = None,
+        cfg: SealConfig | None = None, reference: bool = True) -> dict[str, Any]:
+    cfg = cfg or SealConfig()
+    data = Path(data) if data else (SQUAD if SQUAD.is_file() else SAMPLES)
+    passages = [p for p in load_passages(data) if 3 <= len(p.questions)][:contexts]
+    seal = Seal.load(cfg, slots=k)
+    dom = KnowledgeDomain()
+    flops_peak = matmul_flops()
+    n_base = base_params(seal.lm.model)
+    # the same self-edits for every procedure
+    edits: list[tuple[Passage, list[Example]]] = []
+    t0 = time.perf_counter()
+    texts = seal.write_self_edits(dom, [(p, "implications") for p in passages], n=k, seed=seed)
+    write_s = (time.perf_counter() - t0) / (k * len(passages))
+    for p, ts in zip(passages, texts, strict=True):
+        for t in ts:
+            ex = _examples(dom, p, t) or dom.parse_self_edit(p, "", "passage").examples
+            edits.append((p, ex))
+    baselines = {p.id: seal.baseline(dom, p).accuracy for p in passages}
+
+    def timed_single() -> tuple[list[float], list[float], list[float], float, float]:
+        per_edit, evals, gains, tokens, train_s = [], [], [], 0, 0.0
+        for p, ex in edits:
+            t = time.perf_counter()
+            res = seal.train([TrainJob(0, ex, seed=seed)])[0]
+            t_train = time.perf_counter() - t
+            t = time.perf_counter()
+            acc = seal.evaluate(dom, [(p, 0)])[0].accuracy
+            t_eval = time.perf_counter() - t
+            per_edit.append(t_train + t_eval)
+            evals.append(t_eval)
+            gains.append(acc - baselines[p.id])
+            tokens += sum(len(ids) for ids, _ in tokenize_examples(seal.lm.tokenizer, ex, 10**6)) * cfg.inner_loop.epochs
+            train_s += t_train
+            del res
+        return per_edit, evals, gains, tokens, train_s
+
+    def timed_batched(engine: str) -> tuple[list[float], list[float], list[float]]:
+        seal.cfg.inner_loop = dataclasses.replace(cfg.inner_loop, engine=engine)
+        per_edit, evals, gains = [], [], []
+        for ci, p in enumerate(passages):
+            group = edits[ci * k:(ci + 1) * k]
+            t = time.perf_counter()
+            seal.train([TrainJob(i, ex, seed=seed) for i, (_, ex) in enumerate(group)])
+            t_train = time.perf_counter() - t
+            t = time.perf_counter()
+            scores = seal.evaluate(dom, [(p, i) for i in range(len(group))])
+            t_eval = time.perf_counter() - t
+            per_edit.append((t_train + t_eval) / len(group))
+            evals.append(t_eval / len(group))
+            gains += [s.accuracy - baselines[p.id] for s in scores]
+        seal.cfg.inner_loop = cfg.inner_loop
+        return per_edit, evals, gains
+
+    med = statistics.median
+    single_runs = [timed_single() for _ in range(repeats)]
+    single = single_runs[-1]
+    auto_engine = "batched" if seal.lm.device.type == "cuda" else "sequential"
+    batched_runs = [timed_batched("auto") for _ in range(repeats)]
+    forced = timed_batched("batched")
+    out: dict[str, Any] = {
+        "device": str(seal.lm.device), "torch_threads": torch.get_num_threads(), "loadavg_1m": os.getloadavg()[0],
+        "model": cfg.model.name, "contexts": len(passages), "k": k, "edits": len(edits), "repeats": repeats,
+        "epochs": cfg.inner_loop.epochs, "batch_tokens": cfg.inner_loop.batch_tokens, "lora_rank": cfg.lora.rank,
+        "self_edit_write_s": write_s,
+        "single_s_per_edit": med([x for r in single_runs for x in r[0]]),
+        "single_eval_s": med([x for r in single_runs for x in r[1]]),
+        "single_gain": statistics.fmean(single[2]),
+        "batched_train_engine": auto_engine,
+        "batched_s_per_edit": med([x for r in batched_runs for x in r[0]]),
+        "batched_eval_s": med([x for r in batched_runs for x in r[1]]),
+        "batched_gain": statistics.fmean(batched_runs[-1][2]),
+        "batched_forced_s_per_edit": med(forced[0]),
+        "batched_forced_gain": statistics.fmean(forced[2]),
+        "matmul_gflops": flops_peak / 1e9,
+        "train_gflops": 4 * n_base * single[3] / single[4] / 1e9,
+    }
+    out["flops_utilisation"] = out["train_gflops"] / out["matmul_gflops"]
+    out["eval_speedup"] = out["single_eval_s"] / out["batched_eval_s"]
+    if reference:
+        # one edit, one epoch, through PEFT + Trainer + padding to 2048, scaled to the epoch count
+        _, ex = edits[0]
+        one_epoch = reference_one_epoch(seal, ex)
+        t = time.perf_counter()
+        seal.evaluate(dom, [(edits[0][0], None)])  # the reference re-grades the baseline for every edit
+        regrade = time.perf_counter() - t
+        out["reference_s_per_edit"] = one_epoch * cfg.inner_loop.epochs + regrade + out["single_eval_s"]
+        out["reference_timed"] = "1 edit x 1 epoch, scaled to the epoch count"
+        # its updates equal batch-1 unpadded training (padding masked): measure that schedule's gain
+        seal.cfg.inner_loop = dataclasses.replace(cfg.inner_loop, batch_tokens=16, engine="sequential")
+        ref_gains = []
+        for p, ex in edits:
+            seal.train([TrainJob(0, ex, seed=seed)])
+            ref_gains.append(seal.evaluate(dom, [(p, 0)])[0].accuracy - baselines[p.id])
+        seal.cfg.inner_loop = cfg.inner_loop
+        out["reference_gain"] = statistics.fmean(ref_gains)
+        out["speedup_batched_vs_reference"] = out["reference_s_per_edit"] / out["batched_s_per_edit"]
+        out["speedup_single_vs_reference"] = out["reference_s_per_edit"] / out["single_s_per_edit"]
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if torch.cuda.is_available():
+        out["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return out
