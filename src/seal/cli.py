@@ -242,10 +242,8 @@ def eval_knowledge(
 ) -> None:
     """The paper's knowledge protocol: self-edit, LoRA, questions without the passage; accuracy per method."""
     from seal.domains.knowledge import load_passages
-    from seal.evaluate import evaluate_knowledge, evaluate_knowledge_cpt, markdown_table
+    from seal.evaluate import BASELINE_METHODS, evaluate_knowledge, evaluate_knowledge_cpt, markdown_table
     from seal.io import atomic_write_json
-
-    from seal.evaluate import BASELINE_METHODS
 
     if mode not in ("single", "cpt"):
         fail(f"--mode must be single or cpt, not {mode!r}")
@@ -330,6 +328,29 @@ def train_knowledge(
         out.print(f"round {r['round']}: mean reward {r['mean_reward']:+.3f} (std {r['std_reward']:.3f}), "
                   f"{r['selected']} self-edits kept, {r['wall_s']:.0f} s", highlight=False)
     out.print(f"report: {report}", highlight=False)
+
+
+# --------------------------------------------------------------------------- bench
+@app.command()
+def bench(
+    contexts: Annotated[int, typer.Option(help="Passages (contexts).")] = 2,
+    k: Annotated[int, typer.Option(help="Self-edit candidates per context.")] = 5,
+    repeats: Annotated[int, typer.Option(help="Timing repeats (medians are reported).")] = 1,
+    data: Annotated[Path | None, typer.Option(help="SQuAD-format JSON (default: ../shared squad or samples).")]
+    = None,
+    reference: Annotated[bool, typer.Option(help="Also time the (very slow) reference procedure.")] = True,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the JSON here.")] = None,
+    config: ConfigOpt = None, set_: SetOpt = None, model: ModelOpt = None,
+) -> None:
+    """Benchmark the inner loop (reference vs one at a time vs K candidates) and print JSON."""
+    from seal.benchmark import run
+    from seal.io import atomic_write_json
+
+    cfg = make_config(config, set_, model)
+    result = run(contexts, k, repeats, 0, data, cfg, reference=reference)
+    out.print_json(data=result)
+    if json_out is not None:
+        atomic_write_json(json_out, result)
 
 
 if __name__ == "__main__":  # pragma: no cover
