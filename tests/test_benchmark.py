@@ -1,0 +1,33 @@
+"""The benchmark's reference procedure (PEFT + HF Trainer, padded rows) runs and leaves the engine usable."""
+
+from __future__ import annotations
+
+import torch
+
+from seal.benchmark import base_params, matmul_flops, reference_one_epoch
+from seal.config import SealConfig
+from seal.engine import Seal
+from seal.inner_loop import Example, TrainJob
+
+
+def test_reference_epoch_then_engine_still_works(tiny_lm):
+    cfg = SealConfig.from_dict({"lora": {"rank": 4, "alpha": 8}, "inner_loop": {"epochs": 1, "engine": "sequential"}})
+    seal = Seal(tiny_lm, cfg, slots=2)
+    weights = {n: p.clone() for n, p in tiny_lm.model.named_parameters() if "lora" not in n and ".A" not in n
+               and ".B" not in n}
+    examples = [Example("", "The Verdant Guild was founded in 1847."), Example("", "Quillberries are violet.")]
+    seconds = reference_one_epoch(seal, examples, pad_to=64)
+    assert seconds > 0
+    # the PEFT adapter was removed again: base weights untouched, our bank re-attached with its slots
+    for n, p in tiny_lm.model.named_parameters():
+        if n in weights:
+            assert torch.equal(p, weights[n]), n
+    assert seal.bank.slots == 2 and seal.generator.bank is seal.bank
+    res = seal.train([TrainJob(1, examples, seed=0)])[0]
+    assert res.steps > 0 and res.failed is None
+
+
+def test_flop_helpers(tiny_lm):
+    assert matmul_flops(seconds=0.05) > 1e6
+    n = base_params(tiny_lm.model)
+    assert n == sum(p.numel() for p in tiny_lm.model.parameters())  # tied LM head counts as a matmul
