@@ -183,3 +183,14 @@ def test_full_disk_fails_clearly_and_resume_completes(tiny_lm, passages, tmp_pat
 def test_too_few_passages_is_a_clear_error(tiny_lm, passages, tmp_path):
     with pytest.raises(RunError, match="need 40 passages"):
         train_knowledge(_seal(tiny_lm, _cfg(rounds=2, contexts=20)), passages, tmp_path / "run")
+
+
+def test_policy_from_another_lora_shape_is_refused(tiny_lm, passages, tmp_path):
+    from seal.rest_em import load_policy
+
+    train_knowledge(_seal(tiny_lm, _cfg(rounds=1)), passages, tmp_path / "run")
+    other = SealConfig.from_dict({**_cfg(rounds=1).to_dict(), "lora": {"rank": 2, "alpha": 4}})
+    with pytest.raises(RunError, match="does not fit"):
+        load_policy(_seal(tiny_lm, other), tmp_path / "run")
+    with pytest.raises(RunError, match="no policy adapter"):
+        load_policy(_seal(tiny_lm, other), tmp_path)

@@ -102,7 +102,10 @@ def load_policy(seal: Seal, path: str | Path, slot: int = POLICY_SLOT) -> Path:
     for c in candidates:
         if (c / "adapter_model.safetensors").is_file():
             seal.bank.ensure_slots(slot + 1)
-            seal.bank.load(slot, c)
+            try:
+                seal.bank.load(slot, c)
+            except ValueError as exc:
+                raise RunError(f"the policy at {c} does not fit this model or LoRA config: {exc}") from None
             return c
     raise RunError(f"no policy adapter under {path} (expected RUN_DIR, RUN_DIR/round-N or an adapter dir)")
 
