@@ -16,7 +16,8 @@ Outcomes are memoised per (task, configuration) within a run (TTT is determinist
 configuration shared by two rows is trained once.
 
 Training (``train_arc``): ReST-EM. Each round, for each training task: sample k self-edits from the current
-policy, evaluate each (distinct ones once), keep every sample with reward 1; at the end of the round fine-tune
+policy (at ``arc.train_temperature``, for exploration), evaluate each (distinct ones once), keep every distinct
+configuration with reward 1; at the end of the round fine-tune
 the policy adapter (slot 0 of the same ``AdapterBank``; loss on the JSON only, ``rest_em.policy_lr`` /
 ``policy_epochs``; round 1 starts it from zero, later rounds continue it) on (self-edit prompt -> kept JSON).
 A run directory holds ``config.json``, ``samples.jsonl`` (one line per (round, task): the samples, their
@@ -25,11 +26,14 @@ rewards and parse reasons), ``round_<r>/policy/`` (PEFT-format adapter), ``polic
 
 Self-edits are written in ``arc.self_edit_mode="constrained"`` by default (the model chooses each JSON value
 among allowed choices from its own probabilities; see ``seal.domains.arc.policy``): measured on the default
-SmolLM2-135M-Instruct, free-text self-edits are almost never valid configurations. ``free`` mode is there for
-larger models.
+SmolLM2-135M-Instruct, 0 of 6 free-text self-edits (temperature 1) contained a JSON configuration at all.
+``free`` mode is there for larger models. Constrained, the base model puts ~97 % on the learning rate of the
+prompt's example (1e-4), which rarely solves a task at the CPU budget; 1e-3 often does.
 
-CPU: use the easy demo tasks (``seal.domains.arc.easy``; NOT ARC), ~30-60 s per self-edit evaluation on two
-cores. GPU: raise the ``arc.*`` caps (examples, TTA, epochs, oracle grid) towards the paper's setting.
+CPU (measured, shared 2-core machine, default model, ``seal eval arc --easy 6``): 50-170 s per self-edit
+evaluation (TTT + 4-way augmented prediction), ICL 5 s per task. Use the easy demo tasks
+(``seal.domains.arc.easy``; NOT ARC). GPU: raise the ``arc.*`` caps (examples, TTA, epochs, oracle grid)
+towards the paper's setting.
 """
 
 from __future__ import annotations
@@ -329,7 +333,8 @@ def train_arc(seal, tasks: Sequence[ArcTask], out_dir: str | Path, *, rounds: in
                 append_jsonl(log_path, rec)
             records.append(rec)
             prompt = policy_prompt(seal.lm, task)
-            kept += [Example(prompt, s["json"]) for s in rec["samples"] if s["reward"] > 0]
+            winners = dict.fromkeys(s["json"] for s in rec["samples"] if s["reward"] > 0)
+            kept += [Example(prompt, text) for text in winners]  # each distinct winning configuration once
             if progress is not None:
                 progress(rnd, ti + 1, len(tasks))
         train_info: dict[str, Any] = {"policy_examples": len(kept)}
@@ -356,12 +361,14 @@ def train_arc(seal, tasks: Sequence[ArcTask], out_dir: str | Path, *, rounds: in
 def _train_task(seal, cache: OutcomeCache, task: ArcTask, samples: int, cfg: ArcConfig, policy_slot: int | None,
                 seed: int) -> dict[str, Any]:
     t0 = time.perf_counter()
-    sampled = sample_self_edits(seal, [task], samples, cfg, policy_slot=policy_slot, seed=seed)[0]
+    sampled = sample_self_edits(seal, [task], samples, cfg, policy_slot=policy_slot, seed=seed,
+                                temperature=cfg.train_temperature)[0]
     write_s = time.perf_counter() - t0
     recs = [self_edit_record(s, o, c) for s, (_, o, c) in zip(sampled, score_samples(cache, task, sampled),
                                                               strict=True)]
     return {"task": task.task_id, "samples": recs, "write_s": round(write_s, 2),
-            "seconds": round(time.perf_counter() - t0, 2), "mode": cfg.self_edit_mode}
+            "seconds": round(time.perf_counter() - t0, 2), "mode": cfg.self_edit_mode,
+            "temperature": cfg.train_temperature}
 
 
 def _round_summary(rnd: int, records: list[dict], seconds: float, resumed: bool) -> dict[str, Any]:

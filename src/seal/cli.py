@@ -25,6 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 import seal  # noqa: F401  (sets thread-friendly OpenMP defaults before torch loads)
+from seal.cli_arc import register as register_arc
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="SEAL: a language model that learns by "
                   "writing its own fine-tuning data.")
@@ -32,6 +33,7 @@ eval_app = typer.Typer(no_args_is_help=True, help="Evaluate self-edit methods an
 train_app = typer.Typer(no_args_is_help=True, help="Train the self-edit policy with ReST-EM.")
 app.add_typer(eval_app, name="eval")
 app.add_typer(train_app, name="train")
+register_arc(eval_app, train_app)
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 

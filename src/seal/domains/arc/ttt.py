@@ -72,7 +72,10 @@ class ArcConfig:
     probabilities of those continuations (always valid JSON). ``free``: the model writes free text that is parsed
     (invalid JSON / unknown values -> reward 0 with the reason)."""
     temperature: float = 1.0
-    """Sampling temperature of self-edits (both modes)."""
+    """Sampling temperature of self-edits at evaluation (both modes)."""
+    train_temperature: float = 2.0
+    """Sampling temperature of self-edits in ReST-EM (exploration: the default model puts ~97 % on the prompt's
+    example learning rate, so at 1.0 a few samples per task would almost never try another configuration)."""
     free_max_tokens: int = 160
     """Token budget of a free-text self-edit."""
     lr_choices: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3)
@@ -80,9 +83,9 @@ class ArcConfig:
     # --- the oracle grid (seal.domains.arc.selfedit.all_configurations) ---
     oracle_augmentations: tuple[tuple[str, ...], ...] = ((), ("basic",))
     oracle_loss_on: tuple[str, ...] = ("output", "all")
-    oracle_lrs: tuple[float, ...] = (1e-3, 3e-3)
-    oracle_epochs: tuple[int, ...] = (1, 3)
-    oracle_max_configs: int = 8
+    oracle_lrs: tuple[float, ...] = (1e-3,)
+    oracle_epochs: tuple[int, ...] = (2,)
+    oracle_max_configs: int = 4
     """Cap on the oracle grid (evenly spread subset); the oracle stops at a task's first success."""
 
     def __post_init__(self) -> None:
@@ -115,7 +118,8 @@ class ArcConfig:
         check(1 <= self.max_epochs <= 100, "arc.max_epochs must be in 1..100")
         check(self.slots >= 1, "arc.slots must be >= 1")
         check(self.self_edit_mode in ("constrained", "free"), "arc.self_edit_mode must be constrained or free")
-        check(self.temperature >= 0 and self.free_max_tokens >= 16, "arc.temperature/free_max_tokens")
+        check(self.temperature >= 0 and self.train_temperature >= 0 and self.free_max_tokens >= 16,
+              "arc.temperature/train_temperature must be >= 0, arc.free_max_tokens >= 16")
         check(bool(self.lr_choices) and all(lo <= x <= hi for x in self.lr_choices),
               "arc.lr_choices must be non-empty and inside arc.lr_range")
         check(bool(self.epoch_choices) and all(1 <= e <= self.max_epochs for e in self.epoch_choices),
@@ -295,7 +299,7 @@ def evaluate_edits(seal, pairs: Sequence[tuple[ArcTask, ArcSelfEdit]], cfg: ArcC
         preds = iter(predict(seal.generator, ready, cfg))
         t2 = time.perf_counter()
         n_ready = max(len(ready), 1)
-        for it, tr in zip(items, trained, strict=True):
+        for tr in trained:
             train_s = tr.seconds if tr is not None else 0.0
             if tr is None:
                 outcomes.append(EditOutcome(0.0, None, None, "no TTT sequence fits arc.max_chars", train_s))
