@@ -414,3 +414,12 @@ def test_evaluations(store_dir: Path):
     with pytest.raises(StoreError, match="no version 9"):
         store.record_evaluation(9, None, 1.0, {})
     store.close()
+
+
+def test_version_lookup(store_dir: Path):
+    store = Store.open(store_dir, create=True)
+    v1 = learn(store, "doc-a", 1.0)
+    assert store.version(1) == v1
+    with pytest.raises(StoreError, match="no version 2"):
+        store.version(2)
+    store.close()

@@ -26,6 +26,7 @@ from rich.table import Table
 
 import seal  # noqa: F401  (sets thread-friendly OpenMP defaults before torch loads)
 from seal.cli_arc import register as register_arc
+from seal.cli_continual import register as register_continual
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="SEAL: a language model that learns by "
                   "writing its own fine-tuning data.")
@@ -104,6 +105,11 @@ def learn(path: Path, store: StoreOpt = Path(DEFAULT_STORE),
           fmt: Annotated[str, typer.Option("--format", help="implications | rewrite | self-qa | passage")] =
           "implications",
           max_bytes: Annotated[int, typer.Option(help="Refuse larger documents.")] = 256 * 1024,
+          strategy: Annotated[str | None, typer.Option(
+              help="merge | accumulate | replay (default: the store's; accumulate for a new store)")] = None,
+          guard: Annotated[bool, typer.Option("--guard/--no-guard", help="Reject the update if earlier documents' "
+                                              "probe answers get worse (after one retry with replay).")] = False,
+          guard_threshold: Annotated[float, typer.Option(help="Largest allowed drop in probe accuracy.")] = 0.2,
           seed: int = 0, config: ConfigOpt = None, set_: SetOpt = None, model: ModelOpt = None) -> None:
     """Learn a UTF-8 text document: the model writes self-edits and trains the store's adapter on them."""
     from seal.documents import read_document
@@ -126,10 +132,14 @@ def learn(path: Path, store: StoreOpt = Path(DEFAULT_STORE),
                                                 total=total)
                 bar.update(tasks[stage], completed=done)
 
-            report = do_learn(s, st, path, fmt, max_bytes=max_bytes, seed=seed, progress=tick)
+            report = do_learn(s, st, path, fmt, max_bytes=max_bytes, seed=seed, progress=tick, strategy=strategy,
+                              guard=guard, guard_threshold=guard_threshold)
     out.print(f"learned [bold]{escape(report.document)}[/bold]: {report.passages} passage(s), {report.sequences} training "
               f"sequences, final loss {report.final_loss:.3f}, {report.seconds:.0f} s -> store version "
               f"{report.version}", highlight=False)
+    if report.guard.get("retried"):
+        out.print(f"guard: probe accuracy {report.guard['before']:.2f} -> {report.guard['after']:.2f}; retried with "
+                  f"{report.replayed} replayed sequences -> {report.guard['after_retry']:.2f}", highlight=False)
     if report.fallbacks:
         out.print(f"note: {report.fallbacks} self-edit(s) were unusable; those passages were learned as written")
 
@@ -354,6 +364,8 @@ def bench(
     if json_out is not None:
         atomic_write_json(json_out, result)
 
+
+register_continual(app, eval_app)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -318,6 +318,13 @@ class Store:
         row = self._conn.execute("SELECT value FROM meta WHERE key = 'current_version'").fetchone()
         return None if row is None else self._version(int(row[0]))
 
+    def version(self, vid: int) -> Version:
+        """Version ``vid`` (StoreError if there is none)."""
+        v = self._version(int(vid))
+        if v is None:
+            raise StoreError(f"no version {vid} in store {self.path}")
+        return v
+
     def history(self) -> list[Version]:
         """All versions, oldest first."""
         return [self._version(r[0]) for r in self._conn.execute("SELECT id FROM versions ORDER BY id")]
