@@ -62,16 +62,8 @@ class KnowledgeResult:
         return {m: s.as_dict() for m, s in self.methods.items()}
 
 
-def evaluate_knowledge(seal: Seal, passages: list[Passage], methods: list[str], *, seed: int = 0,
-                       policies: dict[str, int] | None = None, writers: dict[str, Writer] | None = None,
-                       log_path: str | Path | None = None,
-                       progress: Callable[[int, int], None] | None = None) -> KnowledgeResult:
-    """Run the single-passage protocol; per-passage details go to ``log_path`` (JSONL) when given.
-
-    ``policies`` maps extra method names to policy adapter slots (their self-edits are implications written
-    with that adapter); ``writers`` maps extra method names to external writers (e.g. a teacher model).
-    """
-    policies, writers = policies or {}, writers or {}
+def _setup(seal: Seal, methods: list[str], policies: dict[str, int], writers: dict[str, Writer]):
+    """Validate the methods; the domain, method -> self-edit format, trained methods, their slots, a result."""
     known = BASELINE_METHODS + tuple(policies) + tuple(writers)
     unknown = [m for m in methods if m not in known]
     if unknown:
@@ -86,7 +78,20 @@ def evaluate_knowledge(seal: Seal, passages: list[Passage], methods: list[str], 
     first_free = max(policies.values(), default=-1) + 1
     slots = {m: first_free + i for i, m in enumerate(trained)}
     seal.bank.ensure_slots(first_free + len(trained))
-    result = KnowledgeResult({m: MethodStats() for m in methods})
+    return dom, fmt_of, trained, slots, KnowledgeResult({m: MethodStats() for m in methods})
+
+
+def evaluate_knowledge(seal: Seal, passages: list[Passage], methods: list[str], *, seed: int = 0,
+                       policies: dict[str, int] | None = None, writers: dict[str, Writer] | None = None,
+                       log_path: str | Path | None = None,
+                       progress: Callable[[int, int], None] | None = None) -> KnowledgeResult:
+    """Run the single-passage protocol; per-passage details go to ``log_path`` (JSONL) when given.
+
+    ``policies`` maps extra method names to policy adapter slots (their self-edits are implications written
+    with that adapter); ``writers`` maps extra method names to external writers (e.g. a teacher model).
+    """
+    policies, writers = policies or {}, writers or {}
+    dom, fmt_of, trained, slots, result = _setup(seal, methods, policies, writers)
     start = time.perf_counter()
     for pi, passage in enumerate(passages):
         record: dict[str, Any] = {"passage": passage.id, "title": passage.title}
@@ -159,16 +164,7 @@ def evaluate_knowledge_cpt(seal: Seal, passages: list[Passage], methods: list[st
     """The multi-passage setting (continued pretraining): one adapter per method trained on the self-edits of
     all passages at once, then evaluated on all their questions."""
     policies, writers = policies or {}, writers or {}
-    dom = KnowledgeDomain(seal.cfg.self_edit.include_passage, seal.cfg.self_edit.max_sequences)
-
-    def fmt_of(method: str) -> str:
-        return "implications" if method in policies or method in writers else method
-
-    trained = [m for m in methods if m != "base"]
-    first_free = max(policies.values(), default=-1) + 1
-    slots = {m: first_free + i for i, m in enumerate(trained)}
-    seal.bank.ensure_slots(first_free + len(trained))
-    result = KnowledgeResult({m: MethodStats() for m in methods})
+    dom, fmt_of, trained, slots, result = _setup(seal, methods, policies, writers)
     start = time.perf_counter()
     examples: dict[str, list] = {m: [] for m in trained}
     for pi, passage in enumerate(passages):

@@ -1,0 +1,47 @@
+"""The knowledge protocols on the tiny model: single-passage and multi-passage (cpt) bookkeeping."""
+
+from __future__ import annotations
+
+import pytest
+
+from seal.config import SealConfig
+from seal.engine import Seal
+from seal.evaluate import evaluate_knowledge, evaluate_knowledge_cpt, markdown_table
+
+
+def _seal(tiny_lm) -> Seal:
+    cfg = SealConfig.from_dict({"lora": {"rank": 4, "alpha": 8}, "inner_loop": {"epochs": 1},
+                                "self_edit": {"max_new_tokens": 16}, "eval": {"answer_tokens": 4}})
+    return Seal(tiny_lm, cfg, slots=1)
+
+
+def test_cpt_trains_one_adapter_per_method_on_all_passages(tiny_lm, sample_passages):
+    seal = _seal(tiny_lm)
+    calls = []
+    real = seal.train
+    seal.train = lambda jobs, progress=None: calls.append(jobs) or real(jobs, progress)
+    result = evaluate_knowledge_cpt(seal, sample_passages[:2], ["base", "passage"])
+    d = result.as_dict()
+    assert d["base"]["n_questions"] == d["passage"]["n_questions"] == 10
+    assert len(calls) == 1 and len(calls[0]) == 1  # one adapter, trained once, on both passages
+    assert len(calls[0][0].examples) == 2
+    assert d["passage"]["edits"] == 1
+
+
+def test_single_trains_a_fresh_adapter_per_passage_and_method(tiny_lm, sample_passages):
+    seal = _seal(tiny_lm)
+    calls = []
+    real = seal.train
+    seal.train = lambda jobs, progress=None: calls.append(jobs) or real(jobs, progress)
+    result = evaluate_knowledge(seal, sample_passages[:2], ["base", "passage", "implications"])
+    d = result.as_dict()
+    assert len(calls) == 2 and all(1 <= len(jobs) <= 2 for jobs in calls)  # one call per passage
+    assert all(job.reset for jobs in calls for job in jobs)
+    assert d["passage"]["edits"] == 2 and d["passage"]["n_questions"] == 10
+    assert d["implications"]["n_questions"] == 10  # an unusable self-edit still counts its questions (as base)
+    assert "| passage |" in markdown_table(result)
+
+
+def test_unknown_method_is_refused(tiny_lm, sample_passages):
+    with pytest.raises(ValueError, match="unknown method"):
+        evaluate_knowledge_cpt(_seal(tiny_lm), sample_passages[:1], ["base", "policy"])
