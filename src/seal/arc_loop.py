@@ -259,16 +259,13 @@ def markdown_table(result: ArcEvalResult) -> str:
 # ----------------------------------------------------------------------------------------------- policy
 def load_policy(seal, path: str | Path, slot: int = POLICY_SLOT) -> Path:
     """Load a policy adapter into ``slot`` from a run dir (its latest ``policy/``), a round dir or an adapter dir."""
-    p = Path(path)
-    for cand in (p / "policy", p):
-        if (cand / "adapter_model.safetensors").is_file():
-            seal.bank.ensure_slots(slot + 1)
-            try:
-                seal.bank.load(slot, cand)
-            except ValueError as exc:
-                raise ArcRunError(f"policy adapter at {cand} does not fit this model: {exc}") from exc
-            return cand
-    raise ArcRunError(f"no policy adapter in {p} (expected {p}/policy/adapter_model.safetensors)")
+    from seal.rest_em import RunError
+    from seal.rest_em import load_policy as load_adapter
+
+    try:
+        return load_adapter(seal, path, slot=slot)
+    except RunError as exc:
+        raise ArcRunError(str(exc)) from None
 
 
 def train_policy(seal, examples: list[Example], cfg: ArcConfig, *, seed: int, reset: bool):
