@@ -166,3 +166,14 @@ def test_merge_folds_the_update_into_base_weights(tiny_lm):
     with torch.no_grad(), bank.route(None):
         merged = tiny_lm.model(ids).logits
     torch.testing.assert_close(adapted, merged, atol=1e-5, rtol=1e-4)
+
+
+def test_result_counts_every_real_token_processed(tiny_lm):
+    bank = AdapterBank.attach(tiny_lm.model, LoRAConfig(rank=4, alpha=8), slots=2)
+    examples = [Example("Q: who?", " Ilsabet Quorne"), Example("", TEXTS[1])]
+    lengths = sum(len(ids) for ids, _ in tokenize_examples(tiny_lm.tokenizer, examples, 512))
+    for engine in ("sequential", "batched"):
+        jobs = [TrainJob(0, examples, seed=1), TrainJob(1, examples[:1], seed=1)]
+        res = train_adapters(bank, tiny_lm.tokenizer, jobs, _cfg(epochs=3, engine=engine))
+        assert res[0].tokens == 3 * lengths  # prompts count, padding of the batched rows does not
+        assert res[1].tokens == 3 * len(tokenize_examples(tiny_lm.tokenizer, examples[:1], 512)[0][0])

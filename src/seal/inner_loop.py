@@ -19,7 +19,6 @@ batched training keeps the device busy. ``bench/inner_loop.py`` measures both.
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from dataclasses import dataclass, field
@@ -52,6 +51,7 @@ class TrainResult:
     slot: int
     steps: int = 0
     tokens: int = 0
+    """Real (non-padding) tokens processed, prompts included: the basis of the FLOP count."""
     losses: list[float] = field(default_factory=list)
     failed: str | None = None
     """Why training stopped early (e.g. a NaN loss); the slot is then left at its last finite weights."""
@@ -267,7 +267,7 @@ def _train_group(bank, tokenizer, jobs, cfg, device, results, progress) -> None:
                 if s in ok:
                     r = results[s]
                     r.steps += 1
-                    r.tokens += int((labels[i] != -100).sum())
+                    r.tokens += len(plans[s][step].ids)
                     r.losses.append(values[i])
             if progress is not None:
                 progress(step + 1, n_steps)
@@ -289,5 +289,6 @@ def _nonfinite_grad_slots(params, slots: list[int]) -> set[int]:
 
 
 def training_flops(n_params_base: int, tokens: int) -> float:
-    """Approximate FLOPs of LoRA training: forward 2N + backward activations 2N per token (frozen weights)."""
-    return 4.0 * n_params_base * tokens if math.isfinite(tokens) else 0.0
+    """Approximate FLOPs of LoRA training: forward 2N + backward through activations 2N per token (the base
+    weights are frozen, so their weight gradients are never computed; LoRA's own cost is negligible)."""
+    return 4.0 * n_params_base * tokens
