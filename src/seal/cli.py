@@ -13,19 +13,30 @@ Errors are one line on stderr and a non-zero exit; nothing is half-written.
 from __future__ import annotations
 
 import json
-import os
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 import seal  # noqa: F401  (sets thread-friendly OpenMP defaults before torch loads)
 from seal.cli_arc import register as register_arc
+from seal.cli_common import (
+    DEFAULT_STORE,
+    SAMPLES,
+    ConfigOpt,
+    ModelOpt,
+    SetOpt,
+    StoreOpt,
+    err,
+    fail,
+    load_seal,
+    make_config,
+    out,
+    progress_bar,
+    run_app,
+)
 from seal.cli_continual import register as register_continual
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="SEAL: a language model that learns by "
@@ -35,68 +46,10 @@ train_app = typer.Typer(no_args_is_help=True, help="Train the self-edit policy w
 app.add_typer(eval_app, name="eval")
 app.add_typer(train_app, name="train")
 register_arc(eval_app, train_app)
-err = Console(stderr=True, soft_wrap=True)
-out = Console(soft_wrap=True)
-
-DEFAULT_STORE = os.environ.get("SEAL_STORE", "seal-store")
-SAMPLES = Path(__file__).parent / "samples" / "passages.json"
-
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML/JSON config file.")]
-SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override, e.g. inner_loop.epochs=5.")]
-ModelOpt = Annotated[str | None, typer.Option("--model", help="HF id/path or .gguf (default: embedded "
-                                                                "SmolLM2-135M-Instruct).")]
-StoreOpt = Annotated[Path, typer.Option("--store", help="Store directory (env SEAL_STORE; default ./seal-store).")]
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from seal.config import ConfigError
-    from seal.documents import DocumentError
-    from seal.domains.base import SelfEditError
-    from seal.domains.knowledge import DataError
-    from seal.grading import JudgeError
-    from seal.learning import LearnError
-    from seal.model import ModelLoadError
-    from seal.rest_em import RunError
-    from seal.store import StoreError
-    from seal.teacher import TeacherError
-
-    return (ConfigError, DocumentError, DataError, StoreError, ModelLoadError, LearnError, SelfEditError,
-            JudgeError, RunError, TeacherError, FileNotFoundError)
 
 
 def main() -> None:
-    try:
-        app()
-    except _user_errors() as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
-        sys.exit(1)
-
-
-def fail(msg: str) -> None:
-    err.print(f"[red]error:[/red] {escape(msg)}", highlight=False)
-    raise typer.Exit(1)
-
-
-def make_config(config: Path | None, sets: list[str] | None, model: str | None = None):
-    from seal.config import SealConfig
-
-    cfg = SealConfig.from_file(config) if config else SealConfig.preset("cpu")
-    overrides = list(sets or [])
-    if model:
-        overrides.append(f"model.name={json.dumps(model)}")
-    return cfg.override(overrides) if overrides else cfg
-
-
-def progress_bar() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=err, transient=True)
-
-
-def _load_seal(cfg, slots: int = 1):
-    from seal.engine import Seal
-
-    with err.status(f"loading {cfg.model.name} ..."):
-        return Seal.load(cfg, slots=slots)
+    run_app(app)
 
 
 # --------------------------------------------------------------------------- learn / ask
@@ -122,7 +75,7 @@ def learn(path: Path, store: StoreOpt = Path(DEFAULT_STORE),
     read_document(path, max_bytes=max_bytes)  # fail fast, before any store or model work
     with Store.open(store, create=True, base_model=cfg.model.name) as st:
         cfg = config_for_store(cfg, st)
-        s = _load_seal(cfg)
+        s = load_seal(cfg)
         with progress_bar() as bar:
             tasks: dict[str, int] = {}
 
@@ -160,7 +113,7 @@ def ask(question: str, store: StoreOpt = Path(DEFAULT_STORE),
     try:
         if st is not None:
             cfg = config_for_store(cfg, st)
-        s = _load_seal(cfg)
+        s = load_seal(cfg)
         out.print(do_ask(s, st, [question], max_new_tokens=max_tokens)[0], markup=False, highlight=False)
     finally:
         if st is not None:
@@ -201,7 +154,7 @@ def demo(passage: Annotated[int, typer.Option(help="Which sample passage (0-3)."
 
     cfg = make_config(config, set_, model)
     p = load_passages(SAMPLES)[passage]
-    s = _load_seal(cfg)
+    s = load_seal(cfg)
     questions = [q.question for q in p.questions]
     prompts = [f"Topic: {p.title}\n{q}" for q in questions]
     before = do_ask(s, None, prompts, max_new_tokens=cfg.eval.answer_tokens)
@@ -278,7 +231,7 @@ def eval_knowledge(
 
         writers["teacher"] = TeacherWriter(teacher_url, teacher_model)
         method_list.append("teacher")
-    s = _load_seal(cfg)
+    s = load_seal(cfg)
     policies: dict[str, int] = {}
     if policy:
         from seal.rest_em import load_policy
@@ -331,7 +284,7 @@ def train_knowledge(
             sets.append(f"rest_em.{key}={val}")
     cfg = make_config(config, sets, model)
     passages = load_passages(data)[offset:None if limit is None else offset + limit]
-    s = _load_seal(cfg, slots=1 + cfg.rest_em.samples * cfg.rest_em.repeats)
+    s = load_seal(cfg, slots=1 + cfg.rest_em.samples * cfg.rest_em.repeats)
     with err.status("ReST-EM ...") as status:
         summary = run(s, passages, out_dir, resume=resume, data_source=f"{data}[{offset}:{limit}]",
                       progress=lambda msg: status.update(msg))

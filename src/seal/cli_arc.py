@@ -15,15 +15,12 @@ in ``--config``. Wired into ``seal`` by ``register(eval_app, train_app)`` (see `
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-err = Console(stderr=True)
-out = Console()
+from seal.cli_common import fail, load_seal, out, progress_bar
 
 DataOpt = Annotated[Path | None, typer.Option("--data", help="Directory with *challenges*.json + *solutions*.json.")]
 SplitOpt = Annotated[str, typer.Option("--split", help="training | evaluation (with --data).")]
@@ -42,11 +39,6 @@ ModelOpt = Annotated[str | None, typer.Option("--model", help="HF id/path or .gg
                                                                 "SmolLM2-135M-Instruct).")]
 
 
-def fail(msg: str) -> None:
-    err.print(f"[red]error:[/red] {msg}", highlight=False)
-    raise typer.Exit(1)
-
-
 def make_configs(config: Path | None, sets: list[str] | None, model: str | None, mode: str | None = None,
                  extra_arc: dict | None = None):
     """(SealConfig, ArcConfig) from a file, ``--set`` overrides (``arc.*`` for the ARC knobs) and options."""
@@ -54,20 +46,15 @@ def make_configs(config: Path | None, sets: list[str] | None, model: str | None,
 
     try:
         return _make_configs(config, sets, model, mode, extra_arc)
-    except (ConfigError, TypeError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+    except (ConfigError, TypeError) as exc:
         fail(f"configuration: {exc}")
 
 
 def _make_configs(config, sets, model, mode, extra_arc):
-    from seal.config import ConfigError, SealConfig
+    from seal.config import ConfigError, SealConfig, read_config_file
     from seal.domains.arc.ttt import ArcConfig
 
-    data: dict = {}
-    if config is not None:
-        if not config.is_file():
-            raise ConfigError(f"config file not found: {config}")
-        text = config.read_text(encoding="utf-8")
-        data = json.loads(text) if config.suffix == ".json" else tomllib.loads(text)
+    data = read_config_file(config) if config is not None else {}
     arc = dict(data.pop("arc", {}) or {})
     cfg = SealConfig.from_dict(data)
     overrides = []
@@ -110,20 +97,6 @@ def select_tasks(data: Path | None, split: str, easy: int | None, easy_seed: int
     return tasks
 
 
-def _load(cfg, slots: int):
-    from seal.engine import Seal
-
-    with err.status(f"loading {cfg.model.name} ..."):
-        return Seal.load(cfg, slots=slots)
-
-
-def _bar():
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=err, transient=True)
-
-
 def eval_arc(
     data: DataOpt = None, split: SplitOpt = "evaluation", easy: EasyOpt = None, limit: LimitOpt = None,
     offset: OffsetOpt = 0,
@@ -157,11 +130,11 @@ def eval_arc(
     if samples < 1:
         fail("--samples must be >= 1")
     tasks = select_tasks(data, split, easy, easy_seed, easy_max_side, easy_demos, limit, offset)
-    s = _load(cfg, slots=1 + arc.slots)
+    s = load_seal(cfg, slots=1 + arc.slots)
     try:
         if policy is not None:
             load_policy(s, policy, POLICY_SLOT)
-        with _bar() as bar:
+        with progress_bar() as bar:
             t = bar.add_task("tasks", total=len(tasks))
             result = evaluate_arc(s, tasks, row_list, arc, samples=samples, seed=seed,
                                   policy_slot=POLICY_SLOT if policy is not None else None, log_path=log,
@@ -197,11 +170,11 @@ def train_arc(
     tasks = select_tasks(data, split, easy, easy_seed, easy_max_side, easy_demos, limit, offset)
     if out_dir.exists() and any(out_dir.iterdir()) and not resume:
         fail(f"{out_dir} is not empty: pass --resume to continue that run, or choose a new --out")
-    s = _load(cfg, slots=1 + arc.slots)
+    s = load_seal(cfg, slots=1 + arc.slots)
     info = {"source": "easy" if easy is not None else str(data), "split": split, "easy_seed": easy_seed,
             "easy_max_side": easy_max_side, "easy_demos": easy_demos}
     try:
-        with _bar() as bar:
+        with progress_bar() as bar:
             ids: dict[int, int] = {}
 
             def tick(rnd: int, done: int, total: int) -> None:

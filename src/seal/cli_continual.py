@@ -10,7 +10,6 @@ Wired into ``seal`` by ``register(app, eval_app)`` (see ``seal.cli``); registeri
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -18,18 +17,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML/JSON config file.")]
-SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override, e.g. inner_loop.epochs=5.")]
-ModelOpt = Annotated[str | None, typer.Option("--model", help="HF id/path or .gguf (default: embedded "
-                                                                "SmolLM2-135M-Instruct).")]
-StoreOpt = Annotated[Path, typer.Option("--store", help="Store directory (env SEAL_STORE; default ./seal-store).")]
-DEFAULT_STORE = os.environ.get("SEAL_STORE", "seal-store")
-
-
-def _cli():
-    from seal import cli
-
-    return cli
+from seal import cli_common as cli
+from seal.cli_common import DEFAULT_STORE, ConfigOpt, ModelOpt, SetOpt, StoreOpt
 
 
 def rollback(version: Annotated[int, typer.Argument(help="The version whose weights to restore.")],
@@ -40,7 +29,7 @@ def rollback(version: Annotated[int, typer.Argument(help="The version whose weig
 
     with Store.open(store) as st:
         v = do_rollback(st, version)
-    _cli().out.print(f"rolled back to version {version} -> store version {v.id}", highlight=False)
+    cli.out.print(f"rolled back to version {version} -> store version {v.id}", highlight=False)
 
 
 def forget(document: Annotated[str, typer.Argument(help="Document name (as learned) or id (see `seal history`).")],
@@ -52,11 +41,10 @@ def forget(document: Annotated[str, typer.Argument(help="Document name (as learn
     from seal.learning import forget as do_forget
     from seal.store import Store
 
-    cli = _cli()
     cfg = cli.make_config(config, set_, model)
     with Store.open(store, base_model=cfg.model.name) as st:
         st.find_document(document)  # fail fast, before loading the model
-        s = cli._load_seal(config_for_store(cfg, st), slots=2)
+        s = cli.load_seal(config_for_store(cfg, st), slots=2)
         with cli.progress_bar() as bar:
             tasks: dict[str, int] = {}
 
@@ -95,7 +83,6 @@ def eval_forgetting(
     from seal.domains.knowledge import load_passages
     from seal.io import atomic_write_json
 
-    cli = _cli()
     if strategy not in STRATEGIES:
         cli.fail(f"--strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
     if sequence < 1:
@@ -107,7 +94,7 @@ def eval_forgetting(
     passages = load_passages(data)[offset:offset + sequence]
     if not passages:
         cli.fail(f"no passages in {data} at offset {offset}")
-    s = cli._load_seal(cfg, slots=2)
+    s = cli.load_seal(cfg, slots=2)
     with cli.progress_bar() as bar:
         tasks: dict[str, int] = {}
 

@@ -186,6 +186,21 @@ class RestEMConfig:
         _check(self.policy_epochs >= 1 and 0 < self.policy_lr < 1, "rest_em.policy_epochs/policy_lr out of range")
 
 
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The raw tables of a TOML (or ``.json``) config file; a clear ConfigError when missing or malformed."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid {'JSON' if path.suffix == '.json' else 'TOML'}: "
+                          f"{exc}") from None
+    _check(isinstance(data, dict), f"config file {path} must hold a table of sections")
+    return data
+
+
 _SECTIONS = {
     "model": ModelConfig, "lora": LoRAConfig, "inner_loop": InnerLoopConfig,
     "self_edit": SelfEditConfig, "eval": EvalConfig, "rest_em": RestEMConfig,
@@ -231,17 +246,7 @@ class SealConfig:
 
     @classmethod
     def from_file(cls, path: str | Path) -> SealConfig:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            text = path.read_text(encoding="utf-8")
-            data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-        except (UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"config file {path} is not valid {'JSON' if path.suffix == '.json' else 'TOML'}: "
-                              f"{exc}") from None
-        _check(isinstance(data, dict), f"config file {path} must hold a table of sections")
-        return cls.from_dict(data)
+        return cls.from_dict(read_config_file(path))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

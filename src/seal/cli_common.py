@@ -1,0 +1,79 @@
+"""Helpers shared by the ``seal`` command modules (cli.py, cli_arc.py, cli_continual.py): consoles, one-line
+errors, options, config building, progress bars, and loading the engine once."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
+
+DEFAULT_STORE = os.environ.get("SEAL_STORE", "seal-store")
+SAMPLES = Path(__file__).parent / "samples" / "passages.json"
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML/JSON config file.")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override, e.g. inner_loop.epochs=5.")]
+ModelOpt = Annotated[str | None, typer.Option("--model", help="HF id/path or .gguf (default: embedded "
+                                                                "SmolLM2-135M-Instruct).")]
+StoreOpt = Annotated[Path, typer.Option("--store", help="Store directory (env SEAL_STORE; default ./seal-store).")]
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    from seal.config import ConfigError
+    from seal.documents import DocumentError
+    from seal.domains.base import SelfEditError
+    from seal.domains.knowledge import DataError
+    from seal.grading import JudgeError
+    from seal.learning import LearnError
+    from seal.model import ModelLoadError
+    from seal.rest_em import RunError
+    from seal.store import StoreError
+    from seal.teacher import TeacherError
+
+    return (ConfigError, DocumentError, DataError, StoreError, ModelLoadError, LearnError, SelfEditError,
+            JudgeError, RunError, TeacherError, FileNotFoundError)
+
+
+def run_app(app: typer.Typer) -> None:
+    """Run the app; known user errors become one ``error: ...`` line on stderr and exit status 1."""
+    try:
+        app()
+    except user_errors() as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        sys.exit(1)
+
+
+def fail(msg: str) -> None:
+    err.print(f"[red]error:[/red] {escape(msg)}", highlight=False)
+    raise typer.Exit(1)
+
+
+def make_config(config: Path | None, sets: list[str] | None, model: str | None = None):
+    from seal.config import SealConfig
+
+    cfg = SealConfig.from_file(config) if config else SealConfig.preset("cpu")
+    overrides = list(sets or [])
+    if model:
+        overrides.append(f"model.name={json.dumps(model)}")
+    return cfg.override(overrides) if overrides else cfg
+
+
+def progress_bar() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=err, transient=True)
+
+
+def load_seal(cfg, slots: int = 1):
+    from seal.engine import Seal
+
+    with err.status(f"loading {cfg.model.name} ..."):
+        return Seal.load(cfg, slots=slots)
