@@ -1,6 +1,6 @@
 """Benchmark the inner loop: reference procedure vs seal one-at-a-time vs seal K candidates; prints JSON.
 
-    python bench/inner_loop.py                    # default model, 2 SQuAD contexts (or the samples) x K=5
+    python bench/inner_loop.py                    # default model, 4 SQuAD contexts (or the samples) x K=5
     python bench/inner_loop.py --contexts 4 --repeats 2 --json bench/results/cpu.json
     python bench/inner_loop.py --no-reference     # skip the (very slow) reference procedure
 
@@ -20,7 +20,7 @@ from seal.io import atomic_write_json
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--contexts", type=int, default=2)
+    ap.add_argument("--contexts", type=int, default=4)
     ap.add_argument("--k", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)

@@ -31,3 +31,25 @@ def test_flop_helpers(tiny_lm):
     assert matmul_flops(seconds=0.05) > 1e6
     n = base_params(tiny_lm.model)
     assert n == sum(p.numel() for p in tiny_lm.model.parameters())  # tied LM head counts as a matmul
+
+
+def test_benchmark_run_reports_every_figure(tiny_model_dir, monkeypatch):
+    """The whole benchmark on the tiny model: every key the issue asks for, sane values, (c) on the auto engine."""
+    import seal.benchmark as bm
+
+    monkeypatch.setattr(bm, "matmul_flops", lambda seconds=2.0: 1e9)
+    cfg = SealConfig.from_dict({"model": {"name": str(tiny_model_dir)}, "lora": {"rank": 4, "alpha": 8},
+                                "inner_loop": {"epochs": 1}, "self_edit": {"max_new_tokens": 8},
+                                "eval": {"answer_tokens": 4}})
+    out = bm.run(contexts=2, k=2, cfg=cfg, data=bm.SAMPLES)
+    keys = ["reference_s_per_edit", "single_s_per_edit", "batched_s_per_edit", "reference_gain", "single_gain",
+            "batched_gain", "single_eval_s", "batched_eval_s", "flops_utilisation", "peak_rss_mb"]
+    for key in keys:
+        assert key in out and out[key] == out[key], key  # present and not NaN
+    assert out["edits"] == 4 and out["contexts"] == 2
+    assert out["batched_train_engine"] in ("batched", "sequential")
+    assert out["other_engine"] in ("batched", "sequential") and out["other_engine"] != out["batched_train_engine"]
+    assert out["reference_s_per_edit"] > out["single_eval_s"] > 0
+    assert 0 < out["flops_utilisation"] and 0 < out["single_flops_utilisation"]
+    for gain in ("reference_gain", "single_gain", "batched_gain"):
+        assert -1 <= out[gain] <= 1

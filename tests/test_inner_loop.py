@@ -177,3 +177,65 @@ def test_result_counts_every_real_token_processed(tiny_lm):
         res = train_adapters(bank, tiny_lm.tokenizer, jobs, _cfg(epochs=3, engine=engine))
         assert res[0].tokens == 3 * lengths  # prompts count, padding of the batched rows does not
         assert res[1].tokens == 3 * len(tokenize_examples(tiny_lm.tokenizer, examples[:1], 512)[0][0])
+
+
+def test_all_slots_route_equals_each_slot_alone(tiny_lm):
+    """Rows 0..K-1 through slots 0..K-1 skip the weight gather; that path and a permuted (gathered) route give
+    each row exactly what its adapter gives alone."""
+    bank = AdapterBank.attach(tiny_lm.model, LoRAConfig(rank=4, alpha=8), slots=3)
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in bank.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
+    ids = torch.tensor([[5, 9, 13, 17, 21]] * 3)
+    with torch.no_grad():
+        alone = []
+        for k in range(3):
+            with bank.route(k):
+                alone.append(tiny_lm.model(ids[:1]).logits[0])
+        with bank.route([0, 1, 2]):
+            assert bank.router.identity
+            together = tiny_lm.model(ids).logits
+        with bank.route([2, 0, 1]):
+            assert not bank.router.identity
+            permuted = tiny_lm.model(ids).logits
+    assert not bank.router.identity  # restored on exit
+    for k in range(3):
+        torch.testing.assert_close(together[k], alone[k], atol=1e-5, rtol=1e-4)
+    for row, k in enumerate([2, 0, 1]):
+        torch.testing.assert_close(permuted[row], alone[k], atol=1e-5, rtol=1e-4)
+
+
+def test_auto_engine_takes_the_faster_measured_engine(tiny_lm, monkeypatch):
+    import seal.inner_loop as il
+
+    bank = AdapterBank.attach(tiny_lm.model, LoRAConfig(rank=4, alpha=8), slots=3)
+    before = _snapshot(bank, 1)
+    t_batched, t_seq = il.measure_engines(bank, jobs=3, budget=16, repeats=1)
+    assert t_batched > 0 and t_seq > 0
+    assert all(p.grad is None for p in bank.parameters())
+    for name, tensor in _snapshot(bank, 1).items():  # probing trains nothing
+        torch.testing.assert_close(tensor, before[name], atol=0, rtol=0)
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(il, "_AUTO_CHOICE", {})
+    calls = []
+    monkeypatch.setattr(il, "measure_engines", lambda b, jobs, budget: calls.append(jobs) or (1.0, 2.0))
+    assert il.resolve_engine("auto", cpu, bank, jobs=3, budget=16) == "batched"
+    assert il.resolve_engine("auto", cpu, bank, jobs=3, budget=16) == "batched"
+    assert calls == [3]  # measured once per shape
+    assert il.resolve_engine("auto", cpu, bank, jobs=1, budget=16) == "sequential"  # nothing to batch
+    monkeypatch.setattr(il, "measure_engines", lambda b, jobs, budget: (2.0, 1.0))
+    assert il.resolve_engine("auto", cpu, bank, jobs=2, budget=16) == "sequential"
+    assert il.resolve_engine("auto", torch.device("cuda"), bank, jobs=2, budget=16) == "batched"
+    assert il.resolve_engine("sequential", cpu, bank, jobs=3, budget=16) == "sequential"
+    jobs = [TrainJob(0, [Example("", TEXTS[0])], seed=1), TrainJob(1, [Example("", TEXTS[1])], seed=1)]
+    res = train_adapters(bank, tiny_lm.tokenizer, jobs, _cfg(engine="auto"))
+    assert [r.engine for r in res] == ["sequential", "sequential"]
+
+
+def test_training_flops_counts_base_and_adapter():
+    from seal.inner_loop import training_flops
+
+    assert training_flops(1000, 10) == 40_000
+    assert training_flops(1000, 10, n_params_lora=100) == 40_000 + 6_000

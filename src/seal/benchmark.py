@@ -6,11 +6,13 @@
     such). Its padding is masked out of the loss (the reference counted it, a flaw), which makes its updates
     mathematically those of batch-1 unpadded training; its accuracy gain is measured with that schedule.
 (b) ``single`` — seal, one edit at a time (packed sequences, adapter reset in place, cached baseline).
-(c) ``batched`` — seal with K candidates of one context trained by the engine's choice for this device and
-    evaluated together in one batch (per-row adapters).
+(c) ``batched`` — seal with K candidates of one context trained by the default ``auto`` engine (batched on
+    CUDA; on CPU whichever a one-step probe finds faster) and evaluated together in one batch (per-row
+    adapters). The other engine is run too (``other_engine_*``) to show the choice was right.
 
-Also: evaluation time alone for (b) and (c), achieved training FLOP/s against the fp32 matmul FLOP/s measured
-in the same run, and peak memory. Run: ``python bench/inner_loop.py`` (or ``seal bench inner-loop``).
+Also: evaluation time alone for (b) and (c); achieved training FLOP/s (``training_flops``: frozen base 4N and
+LoRA 6 FLOPs per parameter per real token, padding not counted) against the fp32 matmul FLOP/s measured in the
+same run — ``flops_utilisation`` for (c), ``single_flops_utilisation`` for (b); and peak memory. Run: ``python bench/inner_loop.py`` (or ``seal bench inner-loop``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from seal.config import SealConfig
 from seal.domains.base import SelfEditError
 from seal.domains.knowledge import KnowledgeDomain, Passage, load_passages
 from seal.engine import Seal
-from seal.inner_loop import Example, TrainJob, tokenize_examples, training_flops
+from seal.inner_loop import Example, TrainJob, measure_engines, tokenize_examples, training_flops
 
 SQUAD = Path(__file__).resolve().parents[3] / "shared" / "data" / "squad" / "squad_dev.json"
 SAMPLES = Path(__file__).parent / "samples" / "passages.json"
@@ -45,6 +47,11 @@ def matmul_flops(seconds: float = 2.0) -> float:
         a @ b
         n += 1
     return 2 * 256 * 576 * 1536 * n / (time.perf_counter() - start)
+
+
+def lora_params(seal: Seal) -> int:
+    """Parameters of one adapter slot."""
+    return sum(p[0].numel() for p in seal.bank.parameters())
 
 
 def base_params(model: torch.nn.Module) -> int:
@@ -104,14 +111,14 @@ def reference_one_epoch(seal: Seal, examples: list[Example], pad_to: int = 2048,
     return seconds * (len(tokenize_examples(tok, examples, seal.cfg.inner_loop.max_seq_tokens)) / len(seqs))
 
 
-def run(contexts: int = 2, k: int = 5, repeats: int = 1, seed: int = 0, data: str | Path | None = None,
+def run(contexts: int = 4, k: int = 5, repeats: int = 1, seed: int = 0, data: str | Path | None = None,
         cfg: SealConfig | None = None, reference: bool = True) -> dict[str, Any]:
     cfg = cfg or SealConfig()
     data = Path(data) if data else (SQUAD if SQUAD.is_file() else SAMPLES)
     passages = [p for p in load_passages(data) if 3 <= len(p.questions)][:contexts]
     seal = Seal.load(cfg, slots=k)
     dom = KnowledgeDomain()
-    flops_peak = matmul_flops()
+    peaks = [matmul_flops()]  # sampled again between phases: a shared machine's speed drifts over minutes
     n_base = base_params(seal.lm.model)
     # the same self-edits for every procedure
     edits: list[tuple[Passage, list[Example]]] = []
@@ -139,14 +146,17 @@ def run(contexts: int = 2, k: int = 5, repeats: int = 1, seed: int = 0, data: st
             train_s += t_train
         return per_edit, evals, gains, tokens, train_s
 
-    def timed_batched(engine: str) -> tuple[list[float], list[float], list[float]]:
+    def timed_batched(engine: str) -> tuple[list[float], list[float], list[float], float, float, str]:
         seal.cfg.inner_loop = dataclasses.replace(cfg.inner_loop, engine=engine)
-        per_edit, evals, gains = [], [], []
+        per_edit, evals, gains, tokens, train_s, used = [], [], [], 0, 0.0, ""
         for ci, p in enumerate(passages):
             group = edits[ci * k:(ci + 1) * k]
             t = time.perf_counter()
-            seal.train([TrainJob(i, ex, seed=seed) for i, (_, ex) in enumerate(group)])
+            res = seal.train([TrainJob(i, ex, seed=seed) for i, (_, ex) in enumerate(group)])
             t_train = time.perf_counter() - t
+            tokens += sum(r.tokens for r in res)
+            train_s += t_train
+            used = res[0].engine
             t = time.perf_counter()
             scores = seal.evaluate(dom, [(p, i) for i in range(len(group))])
             t_eval = time.perf_counter() - t
@@ -154,14 +164,24 @@ def run(contexts: int = 2, k: int = 5, repeats: int = 1, seed: int = 0, data: st
             evals.append(t_eval / len(group))
             gains += [s.accuracy - baselines[p.id] for s in scores]
         seal.cfg.inner_loop = cfg.inner_loop
-        return per_edit, evals, gains
+        return per_edit, evals, gains, tokens, train_s, used
 
     med = statistics.median
     single_runs = [timed_single() for _ in range(repeats)]
+    peaks.append(matmul_flops())
     single = single_runs[-1]
-    auto_engine = "batched" if seal.lm.device.type == "cuda" else "sequential"
+    t_probe = time.perf_counter()
+    probe_batched, probe_seq = measure_engines(seal.bank, k, cfg.inner_loop.batch_tokens)
+    t_probe = time.perf_counter() - t_probe
     batched_runs = [timed_batched("auto") for _ in range(repeats)]
-    forced = timed_batched("batched")
+    forced = timed_batched("sequential" if batched_runs[-1][5] == "batched" else "batched")
+    n_lora = lora_params(seal)
+    peaks.append(matmul_flops())
+    flops_peak = med(peaks)
+
+    def gflops(tokens: float, seconds: float) -> float:
+        return training_flops(n_base, int(tokens), n_lora) / seconds / 1e9
+
     out: dict[str, Any] = {
         "device": str(seal.lm.device), "torch_threads": torch.get_num_threads(), "loadavg_1m": os.getloadavg()[0],
         "model": cfg.model.name, "contexts": len(passages), "k": k, "edits": len(edits), "repeats": repeats,
@@ -170,16 +190,23 @@ def run(contexts: int = 2, k: int = 5, repeats: int = 1, seed: int = 0, data: st
         "single_s_per_edit": med([x for r in single_runs for x in r[0]]),
         "single_eval_s": med([x for r in single_runs for x in r[1]]),
         "single_gain": statistics.fmean(single[2]),
-        "batched_train_engine": auto_engine,
+        "batched_train_engine": batched_runs[-1][5],
+        "auto_probe_step_s": {"batched": probe_batched, "sequential": probe_seq, "probe_total_s": t_probe},
         "batched_s_per_edit": med([x for r in batched_runs for x in r[0]]),
         "batched_eval_s": med([x for r in batched_runs for x in r[1]]),
         "batched_gain": statistics.fmean(batched_runs[-1][2]),
-        "batched_forced_s_per_edit": med(forced[0]),
-        "batched_forced_gain": statistics.fmean(forced[2]),
+        "other_engine": forced[5],
+        "other_engine_s_per_edit": med(forced[0]),
+        "other_engine_gain": statistics.fmean(forced[2]),
         "matmul_gflops": flops_peak / 1e9,
-        "train_gflops": training_flops(n_base, single[3]) / single[4] / 1e9,
+        "matmul_gflops_samples": [p / 1e9 for p in peaks],
+        "single_train_gflops": gflops(single[3], single[4]),
+        "batched_train_gflops": gflops(sum(r[3] for r in batched_runs), sum(r[4] for r in batched_runs)),
+        "other_engine_train_gflops": gflops(forced[3], forced[4]),
     }
-    out["flops_utilisation"] = out["train_gflops"] / out["matmul_gflops"]
+    # utilisation of (c), the default path for K candidates; (b)'s alongside
+    out["flops_utilisation"] = out["batched_train_gflops"] / out["matmul_gflops"]
+    out["single_flops_utilisation"] = out["single_train_gflops"] / out["matmul_gflops"]
     out["eval_speedup"] = out["single_eval_s"] / out["batched_eval_s"]
     if reference:
         # one edit, one epoch, through PEFT + Trainer + padding to 2048, scaled to the epoch count

@@ -298,7 +298,7 @@ def train_knowledge(
 # --------------------------------------------------------------------------- bench
 @app.command()
 def bench(
-    contexts: Annotated[int, typer.Option(help="Passages (contexts).")] = 2,
+    contexts: Annotated[int, typer.Option(help="Passages (contexts).")] = 4,
     k: Annotated[int, typer.Option(help="Self-edit candidates per context.")] = 5,
     repeats: Annotated[int, typer.Option(help="Timing repeats (medians are reported).")] = 1,
     data: Annotated[Path | None, typer.Option(help="SQuAD-format JSON (default: ../shared squad or samples).")]

@@ -106,7 +106,8 @@ class InnerLoopConfig:
     grad_clip: float = 1.0
     """Per-adapter gradient-norm clip (0 = off). Per adapter, so batched adapters stay independent."""
     engine: str = "auto"
-    """``auto`` (batched on CUDA, one adapter at a time on CPU), ``batched``, ``sequential``, ``peft`` (reference)."""
+    """``auto`` (K adapters batched on CUDA; on CPU whichever of batched / one at a time a quick measurement
+    finds faster), ``batched``, ``sequential``; ``peft`` names the reference, which lives in the benchmark."""
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -13,8 +13,9 @@ exactly the trajectory it would follow alone (``engine="sequential"``), up to fl
     jobs = [TrainJob(slot=k, examples=[Example("", text) for text in seqs_k], seed=7) for k, seqs_k in ...]
     results = train_adapters(bank, tokenizer, jobs, InnerLoopConfig(epochs=5, lr=1e-3))
 
-On CPU the sequential engine is the default (training is compute-bound, batching gains nothing); on CUDA
-batched training keeps the device busy. ``bench/inner_loop.py`` measures both.
+``engine="auto"`` (the default) trains K jobs batched on CUDA, where small batches leave the device idle; on
+CPU it times one step of each engine on the model once per process and shape and takes the faster.
+``bench/inner_loop.py`` measures both.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ class TrainResult:
     failed: str | None = None
     """Why training stopped early (e.g. a NaN loss); the slot is then left at its last finite weights."""
     seconds: float = 0.0
+    engine: str = ""
+    """The engine that trained it (``auto`` resolved)."""
 
     @property
     def final_loss(self) -> float | None:
@@ -140,66 +143,126 @@ def collate(rows: list[_Row], pad_id: int, device: torch.device) -> dict[str, to
 
 def row_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean next-token loss per row over labelled tokens only (padding and prompts never count)."""
-    logits = logits[:, :-1].float()
-    target = labels[:, 1:]
+    # shift the labels, not the logits: slicing [B, T, vocab] logits costs a copy forward and a fill backward
+    target = torch.nn.functional.pad(labels[:, 1:], (0, 1), value=-100)
     tok = torch.nn.functional.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100, reduction="none"
+        logits.float().reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100, reduction="none"
     ).view(target.shape)
     count = (target != -100).sum(1).clamp(min=1)
     return tok.sum(1) / count
 
 
 class _AdamW:
-    """AdamW over stacked adapter tensors with per-slot step counts; only the given slots are stepped."""
+    """AdamW over the bank's flat ``[K, P]`` adapter buffer, one row per slot; only the given slots step.
 
-    def __init__(self, params: list[torch.nn.Parameter], lr: float, weight_decay: float,
+    Slots of one training group are reset together and step together until they stop, so the slots that step
+    share their step count, but counts are kept per slot all the same."""
+
+    def __init__(self, flat: torch.Tensor, lr: float, weight_decay: float,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
-        self.params, self.lr, self.wd, self.betas, self.eps = params, lr, weight_decay, betas, eps
-        self.m = [torch.zeros_like(p) for p in params]
-        self.v = [torch.zeros_like(p) for p in params]
-        self.t = torch.zeros(params[0].shape[0], dtype=torch.float64)
+        self.p, self.lr, self.wd, self.betas, self.eps = flat, lr, weight_decay, betas, eps
+        self.m = torch.zeros_like(flat)
+        self.v = torch.zeros_like(flat)
+        self.t = torch.zeros(flat.shape[0], dtype=torch.float64)
 
     def reset(self, slot: int) -> None:
-        for m, v in zip(self.m, self.v, strict=True):
-            m[slot].zero_()
-            v[slot].zero_()
+        self.m[slot].zero_()
+        self.v[slot].zero_()
         self.t[slot] = 0
 
     @torch.no_grad()
-    def step(self, slots: list[int]) -> None:
+    def step(self, slots: list[int], grad: torch.Tensor) -> None:
+        """``grad[i]`` is the gradient of slot ``slots[i]``."""
         b1, b2 = self.betas
-        idx = torch.tensor(slots, device=self.params[0].device)
         self.t[slots] += 1
         t = self.t[slots]
-        c1 = (1 - b1 ** t).to(torch.float32).to(idx.device)
-        c2 = (1 - b2 ** t).to(torch.float32).to(idx.device)
-        for p, m, v in zip(self.params, self.m, self.v, strict=True):
-            g = p.grad.index_select(0, idx)
-            mi = m.index_select(0, idx).mul_(b1).add_(g, alpha=1 - b1)
-            vi = v.index_select(0, idx).mul_(b2).addcmul_(g, g, value=1 - b2)
-            m.index_copy_(0, idx, mi)
-            v.index_copy_(0, idx, vi)
-            shape = (-1,) + (1,) * (p.dim() - 1)
-            update = (mi / c1.view(shape)) / ((vi / c2.view(shape)).sqrt_() + self.eps)
-            pi = p.index_select(0, idx)
+        c1 = (1 - b1 ** t).to(torch.float32).to(grad.device).view(-1, 1)
+        c2 = (1 - b2 ** t).to(torch.float32).to(grad.device).view(-1, 1)
+        every = slots == list(range(self.p.shape[0]))
+        idx = None if every else torch.tensor(slots, device=grad.device)
+        m = self.m if every else self.m.index_select(0, idx)
+        v = self.v if every else self.v.index_select(0, idx)
+        m.mul_(b1).add_(grad, alpha=1 - b1)
+        v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+        update = (v / c2).sqrt_().add_(self.eps)
+        update = torch.div(m, c1).div_(update)
+        if every:
             if self.wd:
-                pi.mul_(1 - self.lr * self.wd)
-            p.index_copy_(0, idx, pi - self.lr * update)
+                self.p.mul_(1 - self.lr * self.wd)
+            self.p.add_(update, alpha=-self.lr)
+            return
+        self.m.index_copy_(0, idx, m)
+        self.v.index_copy_(0, idx, v)
+        p = self.p.index_select(0, idx)
+        if self.wd:
+            p.mul_(1 - self.lr * self.wd)
+        self.p.index_copy_(0, idx, p.add_(update, alpha=-self.lr))
 
 
-def _clip_per_slot(params: list[torch.nn.Parameter], slots: list[int], max_norm: float) -> None:
-    idx = torch.tensor(slots, device=params[0].device)
-    sq = sum(p.grad.index_select(0, idx).pow(2).flatten(1).sum(1) for p in params)
-    scale = (max_norm / (sq.sqrt() + 1e-6)).clamp(max=1.0)
-    for p in params:
-        g = p.grad.index_select(0, idx)
-        p.grad.index_copy_(0, idx, g * scale.view((-1,) + (1,) * (p.dim() - 1)))
+def _clip_rows(grad: torch.Tensor, max_norm: float) -> None:
+    """Clip each row (one slot's whole gradient) to ``max_norm`` in place."""
+    norm = grad.pow(2).sum(1).sqrt_()
+    grad.mul_((max_norm / (norm + 1e-6)).clamp_(max=1.0).view(-1, 1))
 
 
-def resolve_engine(engine: str, device: torch.device) -> str:
-    if engine == "auto":
+_AUTO_CHOICE: dict[tuple, str] = {}
+"""``auto`` decisions measured in this process, by (device, threads, jobs, budget)."""
+
+
+def resolve_engine(engine: str, device: torch.device, bank: AdapterBank | None = None, jobs: int = 1,
+                   budget: int = 64) -> str:
+    """The engine to use. ``auto``: one job trains alone; on CUDA K jobs train batched (small batches leave
+    the device idle); on CPU a quick measurement on this model decides, once per process and shape, so the
+    batched pass is only used where it is faster than training the adapters one after another."""
+    if engine != "auto":
+        return engine
+    if jobs <= 1:
+        return "sequential"
+    if device.type == "cuda" or bank is None:
         return "batched" if device.type == "cuda" else "sequential"
-    return engine
+    key = (device.type, torch.get_num_threads(), jobs, budget)
+    if key not in _AUTO_CHOICE:
+        t_batched, t_seq = measure_engines(bank, jobs, budget)
+        _AUTO_CHOICE[key] = "batched" if t_batched < t_seq else "sequential"
+    return _AUTO_CHOICE[key]
+
+
+def measure_engines(bank: AdapterBank, jobs: int, budget: int, repeats: int = 1) -> tuple[float, float]:
+    """Seconds of one training step (forward + backward) for ``jobs`` rows of ``budget`` tokens: all rows in
+    one batched pass through their own adapters vs one row at a time. Adapter weights are not changed."""
+    jobs = min(jobs, bank.slots)
+    device = next(iter(bank.layers.values())).A.device
+    row = _Row(list(range(1, budget + 1)), list(range(1, budget + 1)), list(range(budget)), [0] * budget)
+    params = bank.parameters()
+    was_training = bank.model.training
+    bank.model.train()
+
+    def step(n: int, route) -> None:
+        batch = collate([row] * n, 0, device)
+        labels = batch.pop("labels")
+        with bank.route(route):
+            logits = bank.model(**batch, use_cache=False).logits
+        row_losses(logits, labels).sum().backward()
+        for p in params:
+            p.grad = None
+
+    def timed(fn) -> float:
+        fn()  # warm-up
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - start)
+        return best
+
+    try:
+        t_batched = timed(lambda: step(jobs, list(range(jobs))))
+        t_seq = timed(lambda: [step(1, 0) for _ in range(jobs)])
+    finally:
+        for p in params:
+            p.grad = None
+        bank.model.train(was_training)
+    return t_batched, t_seq
 
 
 def train_adapters(bank: AdapterBank, tokenizer, jobs: list[TrainJob], cfg: InnerLoopConfig,
@@ -209,11 +272,11 @@ def train_adapters(bank: AdapterBank, tokenizer, jobs: list[TrainJob], cfg: Inne
         raise ValueError("each job needs its own adapter slot")
     bank.ensure_slots(max((j.slot for j in jobs), default=0) + 1)
     device = next(iter(bank.layers.values())).A.device
-    engine = resolve_engine(cfg.engine, device)
+    engine = resolve_engine(cfg.engine, device, bank, len(jobs), cfg.batch_tokens)
     if engine == "peft":
         raise ValueError("the PEFT reference engine lives in bench/inner_loop.py, not in train_adapters")
     groups = [jobs] if engine == "batched" else [[j] for j in jobs]
-    results = {j.slot: TrainResult(slot=j.slot) for j in jobs}
+    results = {j.slot: TrainResult(slot=j.slot, engine=engine) for j in jobs}
     for group in groups:
         _train_group(bank, tokenizer, group, cfg, device, results, progress)
     return [results[j.slot] for j in jobs]
@@ -221,7 +284,7 @@ def train_adapters(bank: AdapterBank, tokenizer, jobs: list[TrainJob], cfg: Inne
 
 def _train_group(bank, tokenizer, jobs, cfg, device, results, progress) -> None:
     params = bank.parameters()
-    opt = _AdamW(params, cfg.lr, cfg.weight_decay)
+    opt = _AdamW(bank.flat, cfg.lr, cfg.weight_decay)
     plans = {}
     for j in jobs:
         if j.reset:
@@ -255,14 +318,18 @@ def _train_group(bank, tokenizer, jobs, cfg, device, results, progress) -> None:
             if not ok:
                 continue
             losses[finite].sum().backward()
+            grad = bank.flat_grad(ok)
             if cfg.grad_clip:
-                _clip_per_slot(params, ok, cfg.grad_clip)
-            bad = _nonfinite_grad_slots(params, ok)
-            for s in bad:
-                results[s].failed = f"non-finite gradient at step {step + 1}"
-            ok = [s for s in ok if s not in bad]
+                _clip_rows(grad, cfg.grad_clip)
+            good = torch.isfinite(grad).all(1).tolist()
+            for s, fine in zip(ok, good, strict=True):
+                if not fine:
+                    results[s].failed = f"non-finite gradient at step {step + 1}"
+            if not all(good):
+                grad = grad[torch.tensor(good, device=grad.device)]
+                ok = [s for s, fine in zip(ok, good, strict=True) if fine]
             if ok:
-                opt.step(ok)
+                opt.step(ok, grad)
             for i, s in enumerate(active):
                 if s in ok:
                     r = results[s]
@@ -280,15 +347,8 @@ def _train_group(bank, tokenizer, jobs, cfg, device, results, progress) -> None:
         results[j.slot].seconds = elapsed / len(jobs)
 
 
-def _nonfinite_grad_slots(params, slots: list[int]) -> set[int]:
-    idx = torch.tensor(slots, device=params[0].device)
-    ok = torch.ones(len(slots), dtype=torch.bool, device=params[0].device)
-    for p in params:
-        ok &= torch.isfinite(p.grad.index_select(0, idx)).flatten(1).all(1)
-    return {s for s, good in zip(slots, ok.tolist(), strict=True) if not good}
-
-
-def training_flops(n_params_base: int, tokens: int) -> float:
-    """Approximate FLOPs of LoRA training: forward 2N + backward through activations 2N per token (the base
-    weights are frozen, so their weight gradients are never computed; LoRA's own cost is negligible)."""
-    return 4.0 * n_params_base * tokens
+def training_flops(n_params_base: int, tokens: int, n_params_lora: int = 0) -> float:
+    """FLOPs of LoRA training over ``tokens`` tokens. The frozen base costs a forward (2N) and a backward
+    through the activations (2N) per token: its weight gradients are never computed. Each adapter parameter
+    costs a forward (2) and a backward to both its input and itself (4). Attention scores are not counted."""
+    return (4.0 * n_params_base + 6.0 * n_params_lora) * tokens

@@ -36,7 +36,10 @@ class _Router:
 
     def __init__(self) -> None:
         self.ids: int | torch.Tensor | None = None
-        self.mask: torch.Tensor | None = None
+        self.identity = False
+        """True when ``ids`` is exactly 0..K-1 over all K slots (row k through slot k)."""
+        self.onehot: torch.Tensor | None = None
+        """``[rows, K]``: 1 at each row's slot, all zero for rows on the base model."""
 
 
 class LoRALinear(nn.Module):
@@ -57,15 +60,40 @@ class LoRALinear(nn.Module):
         if ids is None:
             return y
         xf = x.to(self.A.dtype)
+        # the scale and the residual add are fused into the second matmul (addmm / baddbmm): fewer passes
+        # over the activations, which is most of LoRA's cost at these sizes
         if isinstance(ids, int):
-            delta = (xf @ self.A[ids]) @ self.B[ids]
-        else:
+            xa = xf.reshape(-1, x.shape[-1]) @ self.A[ids]
+            out = torch.addmm(y.reshape(-1, y.shape[-1]).to(self.A.dtype), xa, self.B[ids], alpha=self.scale)
+        elif self.router.identity:
+            # every slot once, in order (batched training): the stacked weights as they are, no gather
             rows = x.shape[0]
-            x3 = xf.reshape(rows, -1, x.shape[-1])
-            delta = torch.bmm(torch.bmm(x3, self.A[ids]), self.B[ids]).reshape(*y.shape)
-            if self.router.mask is not None:
-                delta = delta * self.router.mask.view(rows, *([1] * (delta.dim() - 1)))
-        return y + (delta * self.scale).to(y.dtype)
+            xa = torch.bmm(xf.reshape(rows, -1, x.shape[-1]), self.A)
+            out = torch.baddbmm(y.reshape(rows, -1, y.shape[-1]).to(self.A.dtype), xa, self.B, alpha=self.scale)
+        else:
+            # any per-row routing: all K adapters side by side as one rank-K*r adapter, each row keeping only
+            # its own slot's block (a one-hot over slots; all zero for base rows). Two plain matmuls, no
+            # per-row copies of the weights, however many rows share an adapter
+            rows, (k, d_in, r) = x.shape[0], self.A.shape
+            a_cat, b_cat = self._side_by_side()
+            xa = xf.reshape(-1, d_in) @ a_cat
+            xa = (xa.view(rows, -1, k, r) * self.router.onehot.view(rows, 1, k, 1)).view(-1, k * r)
+            out = torch.addmm(y.reshape(-1, y.shape[-1]).to(self.A.dtype), xa, b_cat, alpha=self.scale)
+        return out.reshape(y.shape).to(y.dtype)
+
+
+    def _side_by_side(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``A`` as ``[d_in, K*r]`` and ``B`` as ``[K*r, d_out]``. Outside autograd (generation) the copies are
+        cached until the weights change (tracked by their version counters), not rebuilt every token."""
+        k, d_in, r = self.A.shape
+        if torch.is_grad_enabled() and (self.A.requires_grad or self.B.requires_grad):
+            return self.A.transpose(0, 1).reshape(d_in, k * r), self.B.reshape(k * r, -1)
+        key = (self.A.data_ptr(), self.A._version, self.B.data_ptr(), self.B._version, self.A.shape)
+        if getattr(self, "_cat_key", None) != key:
+            with torch.no_grad():
+                self._cat = (self.A.transpose(0, 1).reshape(d_in, k * r), self.B.reshape(k * r, -1))
+            self._cat_key = key
+        return self._cat
 
 
 class AdapterBank:
@@ -91,8 +119,26 @@ class AdapterBank:
         if not layers:
             raise ValueError(f"no linear layer named any of {cfg.targets} in the model")
         bank = cls(model, cfg, layers, router)
+        bank._flatten()
         model._seal_bank = bank
         return bank
+
+    def _flatten(self) -> None:
+        """Re-home every layer's A and B as views of one ``[K, P]`` buffer (``self.flat``): slot k's whole
+        adapter is the row ``flat[k]``, so the optimiser, clipping and NaN checks are a few whole-buffer ops
+        instead of several per layer."""
+        params = [(lora, name) for lora in self.layers.values() for name in ("A", "B")]
+        old = [getattr(lora, name) for lora, name in params]
+        k = old[0].shape[0]
+        flat = torch.zeros(k, sum(t[0].numel() for t in old), dtype=torch.float32, device=old[0].device)
+        offset = 0
+        for (lora, name), t in zip(params, old, strict=True):
+            n = t[0].numel()
+            view = flat[:, offset:offset + n].view(t.shape)
+            view.copy_(t.detach())
+            setattr(lora, name, nn.Parameter(view))
+            offset += n
+        self.flat = flat
 
     def detach(self) -> None:
         """Put the original linear layers back (adapters are dropped; merged updates stay merged)."""
@@ -117,9 +163,26 @@ class AdapterBank:
                 new = torch.zeros(slots, *old.shape[1:], dtype=old.dtype, device=old.device)
                 new[: old.shape[0]] = old.detach()
                 setattr(lora, pname, nn.Parameter(new))
+        self._flatten()
 
     def parameters(self) -> list[nn.Parameter]:
+        """Every layer's A and B, in the order of their columns in ``flat``."""
         return [p for lora in self.layers.values() for p in (lora.A, lora.B)]
+
+    def flat_grad(self, slots: Sequence[int] | None = None) -> torch.Tensor:
+        """The gradients of the given slots (default: all, in order) as one ``[len(slots), P]`` tensor; row i
+        is slot ``slots[i]``. A parameter without a gradient contributes zeros."""
+        every = slots is None or list(slots) == list(range(self.slots))
+        rows = []
+        for p in self.parameters():
+            g = p.grad if p.grad is not None else torch.zeros_like(p)
+            if every:
+                rows.append(g.flatten(1))
+            elif len(slots) == 1:
+                rows.append(g[slots[0]].reshape(1, -1))
+            else:
+                rows.append(g[list(slots)].flatten(1))
+        return torch.cat(rows, dim=1)
 
     # ----------------------------------------------------------------- slots
     @torch.no_grad()
@@ -198,21 +261,28 @@ class AdapterBank:
     @contextlib.contextmanager
     def route(self, ids: Route) -> Iterator[None]:
         """Route forward passes: ``None`` = base, an int = that slot for all rows, a sequence = per row."""
-        prev = (self.router.ids, self.router.mask)
+        r = self.router
+        prev = (r.ids, r.onehot, r.identity)
+        r.identity, r.onehot = False, None
         if ids is None or isinstance(ids, int):
-            self.router.ids, self.router.mask = ids, None
+            r.ids = ids
         else:
-            t = torch.as_tensor(list(ids) if not torch.is_tensor(ids) else ids, dtype=torch.long)
-            dev = next(iter(self.layers.values())).A.device
+            t = torch.as_tensor(list(ids) if not torch.is_tensor(ids) else ids, dtype=torch.long).cpu()
             if (t >= 0).all() and (t == t[0]).all():
-                self.router.ids, self.router.mask = int(t[0]), None
+                r.ids = int(t[0])
             elif (t < 0).all():
-                self.router.ids, self.router.mask = None, None
+                r.ids = None
             else:
-                mask = (t >= 0).to(torch.float32).to(dev)
-                self.router.ids = t.clamp(min=0).to(dev)
-                self.router.mask = None if bool(mask.all()) else mask
+                if int(t.max()) >= self.slots:
+                    raise IndexError(f"adapter slot {int(t.max())} does not exist ({self.slots} slots)")
+                dev = next(iter(self.layers.values())).A.device
+                r.ids = t.to(dev)
+                r.identity = t.tolist() == list(range(self.slots))
+                onehot = torch.zeros(len(t), self.slots, dtype=torch.float32)
+                rows = torch.nonzero(t >= 0).flatten()
+                onehot[rows, t[rows]] = 1.0
+                r.onehot = onehot.to(dev)
         try:
             yield
         finally:
-            self.router.ids, self.router.mask = prev
+            r.ids, r.onehot, r.identity = prev
