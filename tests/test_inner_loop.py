@@ -239,3 +239,29 @@ def test_training_flops_counts_base_and_adapter():
 
     assert training_flops(1000, 10) == 40_000
     assert training_flops(1000, 10, n_params_lora=100) == 40_000 + 6_000
+
+
+def test_per_row_routing_sees_weight_changes(tiny_lm):
+    """Generation caches the side-by-side adapter weights; a change to any slot must invalidate that cache."""
+    bank = AdapterBank.attach(tiny_lm.model, LoRAConfig(rank=4, alpha=8), slots=2)
+    ids = torch.tensor([[5, 9, 13, 17]] * 3)
+
+    def per_row():
+        with torch.no_grad(), bank.route([1, 0, -1]):
+            return tiny_lm.model(ids).logits
+
+    def alone(slot):
+        with torch.no_grad(), bank.route(slot):
+            return tiny_lm.model(ids[:1]).logits[0]
+
+    bank.reset(0, seed=1)
+    bank.reset(1, seed=2)
+    first = per_row()
+    torch.testing.assert_close(first[0], first[2])  # fresh adapters (B = 0) change nothing
+    with torch.no_grad():
+        bank.layers[next(iter(bank.layers))].B[1].fill_(0.05)  # in place, as the optimiser does
+    second = per_row()
+    assert not torch.allclose(second[0], first[0])
+    torch.testing.assert_close(second[0], alone(1), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(second[1], alone(0), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(second[2], first[2])  # the base row is untouched
