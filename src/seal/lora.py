@@ -81,7 +81,6 @@ class LoRALinear(nn.Module):
             out = torch.addmm(y.reshape(-1, y.shape[-1]).to(self.A.dtype), xa, b_cat, alpha=self.scale)
         return out.reshape(y.shape).to(y.dtype)
 
-
     def _side_by_side(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``A`` as ``[d_in, K*r]`` and ``B`` as ``[K*r, d_out]``. Outside autograd (generation) the copies are
         cached until the weights change (tracked by their version counters), not rebuilt every token."""
