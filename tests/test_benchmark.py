@@ -48,6 +48,9 @@ def test_benchmark_run_reports_every_figure(tiny_model_dir, monkeypatch):
         assert key in out and out[key] == out[key], key  # present and not NaN
     assert out["edits"] == 4 and out["contexts"] == 2
     assert out["batched_train_engine"] in ("batched", "sequential")
+    probe = out["auto_probe_step_s"]  # what auto measured on this model, and its choice follows from it
+    assert probe["batched"] > 0 and probe["sequential"] > 0
+    assert out["batched_train_engine"] == ("batched" if probe["batched"] < probe["sequential"] else "sequential")
     assert out["other_engine"] in ("batched", "sequential") and out["other_engine"] != out["batched_train_engine"]
     assert out["reference_s_per_edit"] > out["single_eval_s"] > 0
     assert 0 < out["flops_utilisation"] and 0 < out["single_flops_utilisation"]

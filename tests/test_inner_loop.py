@@ -218,7 +218,7 @@ def test_auto_engine_takes_the_faster_measured_engine(tiny_lm, monkeypatch):
         torch.testing.assert_close(tensor, before[name], atol=0, rtol=0)
 
     cpu = torch.device("cpu")
-    monkeypatch.setattr(il, "_AUTO_CHOICE", {})
+    monkeypatch.setattr(il, "AUTO_PROBES", {})
     calls = []
     monkeypatch.setattr(il, "measure_engines", lambda b, jobs, budget: calls.append(jobs) or (1.0, 2.0))
     assert il.resolve_engine("auto", cpu, bank, jobs=3, budget=16) == "batched"

@@ -14,7 +14,7 @@ exactly the trajectory it would follow alone (``engine="sequential"``), up to fl
     results = train_adapters(bank, tokenizer, jobs, InnerLoopConfig(epochs=5, lr=1e-3))
 
 ``engine="auto"`` (the default) trains K jobs batched on CUDA, where small batches leave the device idle; on
-CPU it times one step of each engine on the model once per process and shape and takes the faster.
+CPU it times one step of each engine on the model once per bank and shape and takes the faster.
 ``bench/inner_loop.py`` measures both.
 """
 
@@ -205,8 +205,8 @@ def _clip_rows(grad: torch.Tensor, max_norm: float) -> None:
     grad.mul_((max_norm / (norm + 1e-6)).clamp_(max=1.0).view(-1, 1))
 
 
-_AUTO_CHOICE: dict[tuple, str] = {}
-"""``auto`` decisions measured in this process, by (device, threads, jobs, budget)."""
+AUTO_PROBES: dict[tuple, tuple[float, float]] = {}
+"""``auto``'s measurements in this process, (batched s, one-at-a-time s) by (bank, threads, jobs, budget)."""
 
 
 def resolve_engine(engine: str, device: torch.device, bank: AdapterBank | None = None, jobs: int = 1,
@@ -220,11 +220,15 @@ def resolve_engine(engine: str, device: torch.device, bank: AdapterBank | None =
         return "sequential"
     if device.type == "cuda" or bank is None:
         return "batched" if device.type == "cuda" else "sequential"
-    key = (device.type, torch.get_num_threads(), jobs, budget)
-    if key not in _AUTO_CHOICE:
-        t_batched, t_seq = measure_engines(bank, jobs, budget)
-        _AUTO_CHOICE[key] = "batched" if t_batched < t_seq else "sequential"
-    return _AUTO_CHOICE[key]
+    key = probe_key(bank, jobs, budget)
+    if key not in AUTO_PROBES:
+        AUTO_PROBES[key] = measure_engines(bank, jobs, budget)
+    t_batched, t_seq = AUTO_PROBES[key]
+    return "batched" if t_batched < t_seq else "sequential"
+
+
+def probe_key(bank: AdapterBank, jobs: int, budget: int) -> tuple:
+    return (id(bank), bank.slots, torch.get_num_threads(), jobs, budget)
 
 
 def measure_engines(bank: AdapterBank, jobs: int, budget: int, repeats: int = 1) -> tuple[float, float]:
