@@ -6,7 +6,17 @@ import pytest
 import torch
 
 from seal.config import InnerLoopConfig, LoRAConfig
-from seal.inner_loop import Example, TrainJob, collate, pack, row_losses, tokenize_examples, train_adapters
+from seal.inner_loop import (
+    Example,
+    TrainJob,
+    collate,
+    pack,
+    row_losses,
+    schedule,
+    step_losses,
+    tokenize_examples,
+    train_adapters,
+)
 from seal.lora import AdapterBank
 
 TEXTS = ["The Verdant Guild was founded in 1847.", "Quillberries are small violet fruits.",
@@ -60,6 +70,49 @@ def test_row_losses_ignore_masked_tokens():
     losses = row_losses(logits, labels)
     expected = torch.log(torch.tensor(5.0))
     torch.testing.assert_close(losses, torch.stack([expected, expected]))
+
+
+def test_labelled_head_losses_and_gradients_equal_full_logits(tiny_lm):
+    tok = tiny_lm.tokenizer
+    bank = AdapterBank.attach(tiny_lm.model, LoRAConfig(rank=4, alpha=8), slots=2)
+    with torch.no_grad():
+        bank.flat[0].normal_(0, 0.05, generator=torch.Generator().manual_seed(3))  # B != 0: A gets gradients too
+    seqs = tokenize_examples(tok, [Example("Q: who?", " Ilsabet Quorne"), Example("", TEXTS[0]),
+                                   Example("", TEXTS[1])], 64)
+    batch = collate(pack(seqs, 30) + pack(seqs[1:2], 30), tok.pad_token_id, torch.device("cpu"))
+    labels = batch.pop("labels")
+    assert (labels == -100).any() and batch["input_ids"].shape[0] >= 2
+
+    def run(fast: bool):
+        for p in bank.parameters():
+            p.grad = None
+        with bank.route(0):
+            losses = (step_losses(tiny_lm.model, batch, labels) if fast
+                      else row_losses(tiny_lm.model(**batch, use_cache=False).logits, labels))
+        losses.sum().backward()
+        return losses.detach(), bank.flat_grad([0]).clone()
+
+    tiny_lm.model.train()
+    fast_loss, fast_grad = run(True)
+    full_loss, full_grad = run(False)
+    torch.testing.assert_close(fast_loss, full_loss, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(fast_grad, full_grad, atol=1e-6, rtol=1e-4)
+    assert fast_grad.abs().sum() > 0
+
+
+def test_schedule_keeps_rows_full_across_epochs(tokenizer):
+    seqs = tokenize_examples(tokenizer, [Example("", t) for t in TEXTS], 64)
+    total = sum(len(ids) for ids, _ in seqs)
+    rows = schedule(seqs, epochs=3, budget=30, seed=0)
+    assert sum(len(r.ids) for r in rows) == 3 * total  # every sequence, every epoch, exactly once
+    assert all(len(r.ids) <= 30 for r in rows)
+    for r in rows:  # never the same sequence twice in a row
+        starts = [i for i, p in enumerate(r.positions) if p == 0]
+        parts = [tuple(r.ids[a:b]) for a, b in zip(starts, starts[1:] + [len(r.ids)], strict=True)]
+        assert len(parts) == len(set(parts))
+    # packed as one stream: fewer rows than packing each epoch on its own
+    per_epoch = sum(len(pack([seqs[i] for i in order], 30)) for order in ([0, 1, 2, 3],) * 3)
+    assert len(rows) <= per_epoch
 
 
 def _snapshot(bank: AdapterBank, slot: int) -> dict[str, torch.Tensor]:
@@ -194,14 +247,19 @@ def test_all_slots_route_equals_each_slot_alone(tiny_lm):
             with bank.route(k):
                 alone.append(tiny_lm.model(ids[:1]).logits[0])
         with bank.route([0, 1, 2]):
-            assert bank.router.identity
+            assert bank.router.block == 1
             together = tiny_lm.model(ids).logits
+        with bank.route([0, 0, 1, 1, 2, 2]):  # equal blocks of rows per slot (batched evaluation)
+            assert bank.router.block == 2
+            blocks = tiny_lm.model(ids.repeat(2, 1)).logits
         with bank.route([2, 0, 1]):
-            assert not bank.router.identity
+            assert not bank.router.block
             permuted = tiny_lm.model(ids).logits
-    assert not bank.router.identity  # restored on exit
+    assert not bank.router.block  # restored on exit
     for k in range(3):
         torch.testing.assert_close(together[k], alone[k], atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(blocks[2 * k], alone[k], atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(blocks[2 * k + 1], alone[k], atol=1e-5, rtol=1e-4)
     for row, k in enumerate([2, 0, 1]):
         torch.testing.assert_close(permuted[row], alone[k], atol=1e-5, rtol=1e-4)
 

@@ -29,7 +29,8 @@ class Generator(Protocol):
 
 
 class TransformersGenerator:
-    """Batched generation with ``model.generate``; rows sorted by length to waste little left-padding."""
+    """Batched generation with ``model.generate``; rows sorted by length to waste little left-padding, and by
+    adapter inside each batch."""
 
     def __init__(self, lm: LoadedModel, bank: AdapterBank | None = None, batch_size: int = 16) -> None:
         self.lm, self.bank, self.batch_size = lm, bank, batch_size
@@ -60,6 +61,10 @@ class TransformersGenerator:
         done = 0
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
+            if isinstance(adapters, list):
+                # adapter-major inside the batch (padding is the same): K adapters with the same questions then
+                # form equal blocks of rows, which the bank runs as one batched matmul without wasted rank
+                idx = sorted(idx, key=lambda i: adapters[i])
             batch = _left_pad([encoded[i] for i in idx], tok.pad_token_id, self.lm.device)
             route = adapters if adapters is None or isinstance(adapters, int) else [adapters[i] for i in idx]
             kwargs = dict(max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id, eos_token_id=self.stop_ids)

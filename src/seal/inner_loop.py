@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 
 import torch
+from torch.optim.adamw import adamw
 
 from seal.config import InnerLoopConfig
 from seal.lora import AdapterBank
@@ -87,35 +88,47 @@ def tokenize_examples(tokenizer, examples: list[Example], max_tokens: int) -> li
     return out
 
 
-def pack(seqs: list[tuple[list[int], list[int]]], budget: int) -> list[_Row]:
-    """Greedy first-fit packing, in the given order, into rows of at most ``budget`` tokens."""
+def pack(seqs: list[tuple[list[int], list[int]]], budget: int, lookahead: int = 8) -> list[_Row]:
+    """Pack sequences, in near order, into rows of at most ``budget`` tokens (a longer sequence gets a row of
+    its own). Each row starts with the first sequence left and adds later ones that still fit, looking at
+    most ``lookahead`` sequences ahead, so rows come out nearly full while no sequence moves more than a few
+    rows from its place. The same sequence object never appears twice in one row."""
     rows: list[_Row] = []
-    cur = _Row([], [], [], [])
-    seg = 0
-    for ids, labels in seqs:
-        if cur.ids and len(cur.ids) + len(ids) > budget:
-            rows.append(cur)
-            cur, seg = _Row([], [], [], []), 0
-        cur.ids += ids
-        # the first token of each sequence has no target inside its own segment
-        cur.labels += [-100] + labels[1:]
-        cur.positions += list(range(len(ids)))
-        cur.segments += [seg] * len(ids)
-        seg += 1
-    if cur.ids:
+    pending = list(seqs)
+    while pending:
+        cur = _Row([], [], [], [])
+        taken: list[int] = []
+        seen: set[int] = set()
+        for i, seq in enumerate(pending[:lookahead + 1]):
+            ids, labels = seq
+            if taken and (len(cur.ids) + len(ids) > budget or id(seq) in seen):
+                continue
+            seg = len(taken)
+            cur.ids += ids
+            # the first token of each sequence has no target inside its own segment
+            cur.labels += [-100] + labels[1:]
+            cur.positions += list(range(len(ids)))
+            cur.segments += [seg] * len(ids)
+            taken.append(i)
+            seen.add(id(seq))
+            if len(cur.ids) >= budget:
+                break
         rows.append(cur)
+        for i in reversed(taken):
+            del pending[i]
     return rows
 
 
 def schedule(seqs: list[tuple[list[int], list[int]]], epochs: int, budget: int, seed: int) -> list[_Row]:
-    """All optimiser steps of one job: each epoch a seeded shuffle, then packing."""
+    """All optimiser steps of one job: each epoch a seeded shuffle of the sequences; the epochs are packed as
+    one stream, so rows stay full across epoch boundaries (a row may end one epoch and begin the next)."""
     rng = random.Random(seed)
-    steps: list[_Row] = []
+    stream: list[tuple[list[int], list[int]]] = []
     for _ in range(epochs):
         order = list(range(len(seqs)))
         rng.shuffle(order)
-        steps += pack([seqs[i] for i in order], budget)
-    return steps
+        stream += [seqs[i] for i in order]
+    return pack(stream, budget)
 
 
 def collate(rows: list[_Row], pad_id: int, device: torch.device) -> dict[str, torch.Tensor]:
@@ -141,68 +154,89 @@ def collate(rows: list[_Row], pad_id: int, device: torch.device) -> dict[str, to
     }
 
 
+def _shifted(labels: torch.Tensor) -> torch.Tensor:
+    """Next-token targets: position t is scored on token t+1 (shift the labels, never the [B, T, V] logits)."""
+    return torch.nn.functional.pad(labels[:, 1:], (0, 1), value=-100)
+
+
 def row_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean next-token loss per row over labelled tokens only (padding and prompts never count)."""
-    # shift the labels, not the logits: slicing [B, T, vocab] logits costs a copy forward and a fill backward
-    target = torch.nn.functional.pad(labels[:, 1:], (0, 1), value=-100)
+    """Mean next-token loss per row over labelled tokens only (padding and prompts never count).
+
+    ``logits`` is ``[B, T, vocab]`` for every position, or ``[n, vocab]`` for just the ``n`` positions that
+    have a target, in row-major order (what ``step_losses`` computes on models with a plain LM head)."""
+    target = _shifted(labels)
+    keep = target != -100
+    count = keep.sum(1).clamp(min=1)
+    if logits.dim() == 2:
+        tok = torch.nn.functional.cross_entropy(logits.float(), target[keep], reduction="none")
+        rows = keep.nonzero()[:, 0]
+        return torch.zeros(labels.shape[0], dtype=tok.dtype, device=tok.device).index_add(0, rows, tok) / count
     tok = torch.nn.functional.cross_entropy(
         logits.float().reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100, reduction="none"
     ).view(target.shape)
-    count = (target != -100).sum(1).clamp(min=1)
     return tok.sum(1) / count
+
+
+PLAIN_HEAD_MODELS = frozenset({"llama", "mistral", "qwen2", "qwen3", "smollm3", "olmo2"})
+"""Architectures whose logits are exactly ``lm_head(decoder(x))`` (no soft-capping or scaling)."""
+
+
+def step_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
+    """Per-row losses of one training step. On plain-head architectures the LM head (a quarter of a small
+    model's FLOPs) and the softmax run only on positions that have a target, never on padding, prompts or
+    the last token of a packed sequence; other models compute the full logits."""
+    decoder = getattr(model, "model", None)
+    head = getattr(model, "lm_head", None)
+    if (getattr(model.config, "model_type", None) not in PLAIN_HEAD_MODELS or decoder is None
+            or not isinstance(head, torch.nn.Linear)):
+        return row_losses(model(**batch, use_cache=False).logits, labels)
+    hidden = decoder(**batch, use_cache=False).last_hidden_state
+    return row_losses(head(hidden[_shifted(labels) != -100]), labels)
 
 
 class _AdamW:
     """AdamW over the bank's flat ``[K, P]`` adapter buffer, one row per slot; only the given slots step.
 
-    Slots of one training group are reset together and step together until they stop, so the slots that step
-    share their step count, but counts are kept per slot all the same."""
+    Each slot's row has its own moments and step count, so a slot steps exactly as it would alone. The update
+    X, fused where the device supports it) applied to the
+    rows in place: one pass over memory instead of a dozen whole-buffer operations."""
 
     def __init__(self, flat: torch.Tensor, lr: float, weight_decay: float,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
         self.p, self.lr, self.wd, self.betas, self.eps = flat, lr, weight_decay, betas, eps
         self.m = torch.zeros_like(flat)
         self.v = torch.zeros_like(flat)
-        self.t = torch.zeros(flat.shape[0], dtype=torch.float64)
+        self.t = [torch.zeros((), dtype=torch.float32, device=flat.device) for _ in range(flat.shape[0])]
+        self.fused = flat.device.type in ("cpu", "cuda") and flat.dtype in (torch.float32, torch.bfloat16,
+                                                                           torch.float16)
 
     def reset(self, slot: int) -> None:
         self.m[slot].zero_()
         self.v[slot].zero_()
-        self.t[slot] = 0
+        self.t[slot].zero_()
 
     @torch.no_grad()
     def step(self, slots: list[int], grad: torch.Tensor) -> None:
         """``grad[i]`` is the gradient of slot ``slots[i]``."""
-        b1, b2 = self.betas
-        self.t[slots] += 1
-        t = self.t[slots]
-        c1 = (1 - b1 ** t).to(torch.float32).to(grad.device).view(-1, 1)
-        c2 = (1 - b2 ** t).to(torch.float32).to(grad.device).view(-1, 1)
-        every = slots == list(range(self.p.shape[0]))
-        idx = None if every else torch.tensor(slots, device=grad.device)
-        m = self.m if every else self.m.index_select(0, idx)
-        v = self.v if every else self.v.index_select(0, idx)
-        m.mul_(b1).add_(grad, alpha=1 - b1)
-        v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
-        update = (v / c2).sqrt_().add_(self.eps)
-        update = torch.div(m, c1).div_(update)
-        if every:
-            if self.wd:
-                self.p.mul_(1 - self.lr * self.wd)
-            self.p.add_(update, alpha=-self.lr)
-            return
-        self.m.index_copy_(0, idx, m)
-        self.v.index_copy_(0, idx, v)
-        p = self.p.index_select(0, idx)
-        if self.wd:
-            p.mul_(1 - self.lr * self.wd)
-        self.p.index_copy_(0, idx, p.add_(update, alpha=-self.lr))
+        adamw(
+            [self.p[s] for s in slots], [grad[i] for i in range(len(slots))],
+            [self.m[s] for s in slots], [self.v[s] for s in slots], [], [self.t[s] for s in slots],
+            fused=self.fused, foreach=None if self.fused else False, amsgrad=False,
+            beta1=self.betas[0], beta2=self.betas[1], lr=self.lr, weight_decay=self.wd, eps=self.eps,
+            maximize=False,
+        )
 
 
-def _clip_rows(grad: torch.Tensor, max_norm: float) -> None:
-    """Clip each row (one slot's whole gradient) to ``max_norm`` in place."""
-    norm = grad.pow(2).sum(1).sqrt_()
-    grad.mul_((max_norm / (norm + 1e-6)).clamp_(max=1.0).view(-1, 1))
+def _clip_rows(grad: torch.Tensor, max_norm: float | None) -> torch.Tensor:
+    """Clip each row (one slot's whole gradient) to ``max_norm`` in place (None: no clipping); return which
+    rows are finite. One pass computes the norms; a row's norm is finite exactly when all its entries are."""
+    norm = torch.linalg.vector_norm(grad, dim=1)
+    finite = torch.isfinite(norm)
+    if max_norm:
+        scale = (max_norm / (norm + 1e-6)).clamp_(max=1.0)
+        if bool((scale[finite] < 1.0).any()):
+            grad.mul_(torch.where(finite, scale, 1.0).view(-1, 1))
+    return finite
 
 
 AUTO_PROBES: dict[tuple, tuple[float, float]] = {}
@@ -245,8 +279,8 @@ def measure_engines(bank: AdapterBank, jobs: int, budget: int, repeats: int = 1)
         batch = collate([row] * n, 0, device)
         labels = batch.pop("labels")
         with bank.route(route):
-            logits = bank.model(**batch, use_cache=False).logits
-        row_losses(logits, labels).sum().backward()
+            losses = step_losses(bank.model, batch, labels)
+        losses.sum().backward()
         for p in params:
             p.grad = None
 
@@ -311,8 +345,7 @@ def _train_group(bank, tokenizer, jobs, cfg, device, results, progress) -> None:
             for p in params:
                 p.grad = None
             with bank.route(active if len(active) > 1 else active[0]):
-                logits = bank.model(**batch, use_cache=False).logits
-            losses = row_losses(logits, labels)
+                losses = step_losses(bank.model, batch, labels)
             values = losses.detach().tolist()
             finite = torch.isfinite(losses)
             for i, s in enumerate(active):
@@ -323,9 +356,7 @@ def _train_group(bank, tokenizer, jobs, cfg, device, results, progress) -> None:
                 continue
             losses[finite].sum().backward()
             grad = bank.flat_grad(ok)
-            if cfg.grad_clip:
-                _clip_rows(grad, cfg.grad_clip)
-            good = torch.isfinite(grad).all(1).tolist()
+            good = _clip_rows(grad, cfg.grad_clip).tolist()
             for s, fine in zip(ok, good, strict=True):
                 if not fine:
                     results[s].failed = f"non-finite gradient at step {step + 1}"

@@ -36,8 +36,9 @@ class _Router:
 
     def __init__(self) -> None:
         self.ids: int | torch.Tensor | None = None
-        self.identity = False
-        """True when ``ids`` is exactly 0..K-1 over all K slots (row k through slot k)."""
+        self.block = 0
+        """``g`` > 0 when ``ids`` is every slot 0..K-1 in order, each on ``g`` consecutive rows (``g = 1``: row k
+        through slot k, as in batched training; ``g`` = questions per adapter, as in batched evaluation)."""
         self.onehot: torch.Tensor | None = None
         """``[rows, K]``: 1 at each row's slot, all zero for rows on the base model."""
 
@@ -65,11 +66,12 @@ class LoRALinear(nn.Module):
         if isinstance(ids, int):
             xa = xf.reshape(-1, x.shape[-1]) @ self.A[ids]
             out = torch.addmm(y.reshape(-1, y.shape[-1]).to(self.A.dtype), xa, self.B[ids], alpha=self.scale)
-        elif self.router.identity:
-            # every slot once, in order (batched training): the stacked weights as they are, no gather
-            rows = x.shape[0]
-            xa = torch.bmm(xf.reshape(rows, -1, x.shape[-1]), self.A)
-            out = torch.baddbmm(y.reshape(rows, -1, y.shape[-1]).to(self.A.dtype), xa, self.B, alpha=self.scale)
+        elif self.router.block:
+            # every slot in order on equal blocks of rows (batched training, batched evaluation): the stacked
+            # weights as they are, one batched matmul per factor, no gather and no wasted rank
+            k = self.A.shape[0]
+            xa = torch.bmm(xf.reshape(k, -1, x.shape[-1]), self.A)
+            out = torch.baddbmm(y.reshape(k, -1, y.shape[-1]).to(self.A.dtype), xa, self.B, alpha=self.scale)
         else:
             # any per-row routing: all K adapters side by side as one rank-K*r adapter, each row keeping only
             # its own slot's block (a one-hot over slots; all zero for base rows). Two plain matmuls, no
@@ -261,8 +263,8 @@ class AdapterBank:
     def route(self, ids: Route) -> Iterator[None]:
         """Route forward passes: ``None`` = base, an int = that slot for all rows, a sequence = per row."""
         r = self.router
-        prev = (r.ids, r.onehot, r.identity)
-        r.identity, r.onehot = False, None
+        prev = (r.ids, r.onehot, r.block)
+        r.block, r.onehot = 0, None
         if ids is None or isinstance(ids, int):
             r.ids = ids
         else:
@@ -276,7 +278,8 @@ class AdapterBank:
                     raise IndexError(f"adapter slot {int(t.max())} does not exist ({self.slots} slots)")
                 dev = next(iter(self.layers.values())).A.device
                 r.ids = t.to(dev)
-                r.identity = t.tolist() == list(range(self.slots))
+                g = len(t) // self.slots
+                r.block = g if g and t.tolist() == [k for k in range(self.slots) for _ in range(g)] else 0
                 onehot = torch.zeros(len(t), self.slots, dtype=torch.float32)
                 rows = torch.nonzero(t >= 0).flatten()
                 onehot[rows, t[rows]] = 1.0
@@ -284,4 +287,4 @@ class AdapterBank:
         try:
             yield
         finally:
-            r.ids, r.onehot, r.identity = prev
+            r.ids, r.onehot, r.block = prev

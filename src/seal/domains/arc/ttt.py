@@ -51,7 +51,7 @@ class ArcConfig:
     max_seq_tokens: int = 2048
     """Truncation limit of TTT and policy-SFT sequences (replaces inner_loop.max_seq_tokens here)."""
     batch_tokens: int = 0
-    """Token budget of one TTT optimiser step; 0 = inner_loop.batch_tokens (64: one sequence per step)."""
+    """Token budget of one TTT optimiser step; 0 = inner_loop.batch_tokens (one TTT sequence per step: they are longer)."""
     tta: tuple[str, ...] = ("identity", "transpose", "flip_h", "rot180")
     """Test-time augmentations voted over at prediction (each must be invertible on any grid)."""
     attempts: int = 2
