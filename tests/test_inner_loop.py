@@ -169,6 +169,29 @@ def test_batched_adapters_equal_training_each_alone(tiny_lm, k):
     assert together == separate
 
 
+def test_shared_prompt_prefix_changes_no_answer(tiny_lm):
+    """Prompts sharing a prefix get it run once per adapter and its cache copied to their rows: greedy answers
+    and seeded samples are those of plain left-padded generation and of each prompt generated alone."""
+    from seal.generate import TransformersGenerator, _common_prefix
+
+    bank = AdapterBank.attach(tiny_lm.model, LoRAConfig(rank=4, alpha=8), slots=3)
+    with torch.no_grad():
+        bank.flat.normal_(0, 0.2, generator=torch.Generator().manual_seed(0))
+    gen = TransformersGenerator(tiny_lm, bank, batch_size=32)
+    stem = "Topic: the Verdant Guild and its many members over the years. "
+    prompts = [stem + "Who founded it?", stem + "In which year was it founded, and where?", stem + "Why?"] * 3
+    slots = [0, 0, 0, 1, 1, 1, -1, -1, -1]
+    enc = [tiny_lm.tokenizer(p)["input_ids"] for p in prompts]
+    assert _common_prefix(enc) >= gen.min_shared
+    shared = gen.complete(prompts, adapters=slots, max_new_tokens=8)
+    alone = [gen.complete([p], adapters=k, max_new_tokens=8)[0] for p, k in zip(prompts, slots, strict=True)]
+    sampled = gen.complete([prompts[1]] * 4, temperature=1.0, max_new_tokens=8, seed=3)
+    gen.min_shared = 10**9  # never share
+    assert gen.complete(prompts, adapters=slots, max_new_tokens=8) == shared == alone
+    assert gen.complete([prompts[1]] * 4, temperature=1.0, max_new_tokens=8, seed=3) == sampled
+    assert len(set(shared[:3])) > 1 or len(set(shared[::3])) > 1  # not trivially equal
+
+
 def test_nan_loss_stops_only_that_adapter(tiny_lm, monkeypatch):
     import seal.inner_loop as il
 
@@ -256,6 +279,8 @@ def test_all_slots_route_equals_each_slot_alone(tiny_lm):
             assert not bank.router.block
             permuted = tiny_lm.model(ids).logits
     assert not bank.router.block  # restored on exit
+    with bank.route(-1):
+        assert bank.router.ids is None  # -1 is the base model, not the last slot
     for k in range(3):
         torch.testing.assert_close(together[k], alone[k], atol=1e-5, rtol=1e-4)
         torch.testing.assert_close(blocks[2 * k], alone[k], atol=1e-5, rtol=1e-4)

@@ -13,6 +13,7 @@ transformers implementation is the default; a vLLM engine can implement the same
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -32,8 +33,14 @@ class TransformersGenerator:
     """Batched generation with ``model.generate``; rows sorted by length to waste little left-padding, and by
     adapter inside each batch."""
 
+    min_shared = 8
+    """Shortest common prompt prefix worth running once per adapter instead of once per row."""
+
     def __init__(self, lm: LoadedModel, bank: AdapterBank | None = None, batch_size: int = 16) -> None:
         self.lm, self.bank, self.batch_size = lm, bank, batch_size
+        params = inspect.signature(type(lm.model).forward).parameters
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
+        self._keep_kw = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
         tok = lm.tokenizer
         stops = {tok.eos_token_id}
         for special in ("<|im_end|>", "<|eot_id|>", "<|endoftext|>"):
@@ -65,13 +72,13 @@ class TransformersGenerator:
                 # adapter-major inside the batch (padding is the same): K adapters with the same questions then
                 # form equal blocks of rows, which the bank runs as one batched matmul without wasted rank
                 idx = sorted(idx, key=lambda i: adapters[i])
-            batch = _left_pad([encoded[i] for i in idx], tok.pad_token_id, self.lm.device)
             route = adapters if adapters is None or isinstance(adapters, int) else [adapters[i] for i in idx]
             kwargs = dict(max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id, eos_token_id=self.stop_ids)
             if temperature > 0:
                 kwargs.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
             else:
                 kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+            batch = self._shared_prefix([encoded[i] for i in idx], route)
             ctx = self.bank.route(route) if self.bank is not None else contextlib.nullcontext()
             with ctx:
                 gen = self.lm.model.generate(**batch, **kwargs)
@@ -82,6 +89,51 @@ class TransformersGenerator:
             if progress is not None:
                 progress(done, len(prompts))
         return out
+
+
+    def _shared_prefix(self, seqs: list[list[int]], route) -> dict:
+        """``generate`` inputs for one batch. Rows that share a prompt prefix (the chat template and system
+        prompt, the passage's topic; the whole prompt when sampling several self-edits) get it run once per
+        distinct adapter in the batch, its KV cache copied to their rows; the rest of each prompt follows the
+        prefix, padded in between. Positions come from the attention mask, so each row sees what it would see
+        alone. Falls back to plain left padding when there is little to share."""
+        pad, device = self.lm.tokenizer.pad_token_id, self.lm.device
+        n = min(_common_prefix(seqs), min(len(x) for x in seqs) - 1)  # >= 1 prompt token left for generate
+        if len(seqs) < 2 or n < self.min_shared:
+            return _left_pad(seqs, pad, device)
+        rows = list(route) if isinstance(route, list) else [route] * len(seqs)
+        distinct = list(dict.fromkeys(rows))
+        prefix = torch.tensor([seqs[0][:n]] * len(distinct), device=device)
+        ctx = (self.bank.route(distinct if len(distinct) > 1 else distinct[0]) if self.bank is not None
+               else contextlib.nullcontext())
+        with ctx:
+            out = self.lm.model(input_ids=prefix, use_cache=True, **self._keep_kw)
+        cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
+        if not hasattr(cache, "batch_select_indices"):
+            return _left_pad(seqs, pad, device)
+        cache.batch_select_indices(torch.tensor([distinct.index(r) for r in rows], device=device))
+        tails = [x[n:] for x in seqs]
+        width = max(len(t) for t in tails)
+        ids = torch.full((len(seqs), n + width), pad, dtype=torch.long)
+        mask = torch.zeros((len(seqs), n + width), dtype=torch.long)
+        ids[:, :n] = torch.tensor(seqs[0][:n])
+        mask[:, :n] = 1
+        for i, t in enumerate(tails):
+            ids[i, n + width - len(t):] = torch.tensor(t)
+            mask[i, n + width - len(t):] = 1
+        return {"input_ids": ids.to(device), "attention_mask": mask.to(device), self._cache_kw: cache}
+
+
+def _common_prefix(seqs: list[list[int]]) -> int:
+    """Length of the longest token prefix shared by every sequence."""
+    first = seqs[0]
+    n = min(len(x) for x in seqs)
+    for x in seqs[1:]:
+        i = 0
+        while i < n and x[i] == first[i]:
+            i += 1
+        n = i
+    return n
 
 
 def _left_pad(seqs: list[list[int]], pad_id: int, device: torch.device) -> dict[str, torch.Tensor]:

@@ -261,12 +261,12 @@ class AdapterBank:
     # ----------------------------------------------------------------- routing
     @contextlib.contextmanager
     def route(self, ids: Route) -> Iterator[None]:
-        """Route forward passes: ``None`` = base, an int = that slot for all rows, a sequence = per row."""
+        """Route forward passes: ``None`` (or -1) = base, an int = that slot for all rows, a sequence = per row."""
         r = self.router
         prev = (r.ids, r.onehot, r.block)
         r.block, r.onehot = 0, None
         if ids is None or isinstance(ids, int):
-            r.ids = ids
+            r.ids = None if ids is None or ids < 0 else ids  # -1 is the base model, never the last slot
         else:
             t = torch.as_tensor(list(ids) if not torch.is_tensor(ids) else ids, dtype=torch.long).cpu()
             if (t >= 0).all() and (t == t[0]).all():
