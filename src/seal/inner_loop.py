@@ -1,9 +1,11 @@
 """The inner loop: LoRA-SFT of one or many adapter slots on their self-edits, theta' = LoRA-SFT(theta, SE).
 
 Lean by design (see DESIGN.md, "flaws of the reference code"): the base model is loaded once and adapters are
-reset in place; every sequence is tokenised once; sequences are *packed* into rows of at most
-``batch_tokens`` tokens with a block-diagonal causal mask and per-sequence positions (no fixed-length padding,
-nothing attends across sequences); the loss covers real completion tokens only; seeds are explicit.
+reset in place; every sequence is tokenised once; each epoch's shuffled sequences are *packed*, as one stream
+over all epochs, into rows of at most ``batch_tokens`` tokens with a block-diagonal causal mask and
+per-sequence positions (no fixed-length padding, nothing attends across sequences, rows stay full); the loss
+covers real completion tokens only, and on Llama-family models the LM head and softmax run only where there is
+a target; AdamW is torch's fused kernel over one flat buffer of all adapters; seeds are explicit.
 
 K jobs can train together (``engine="batched"``): row k goes through adapter k, the loss is the sum of each
 adapter's own mean token loss, AdamW state and step counts are per adapter, gradients are clipped per

@@ -2,7 +2,9 @@
 
 Every target ``nn.Linear`` gets stacked adapter weights ``A [K, d_in, r]`` and ``B [K, r, d_out]``. A forward
 pass is routed by :meth:`AdapterBank.route`: ``None`` (the base model), one slot for every row, or one slot per
-row (``-1`` = base for that row), computed with batched matmuls. This is what makes it cheap to train and
+row (``-1`` = base for that row). Every slot in order on equal blocks of rows (batched training: one row each;
+batched evaluation: one block of questions each) is one batched matmul per factor; any other routing runs the
+K adapters side by side as one rank-K*r adapter. This is what makes it cheap to train and
 evaluate the K candidate self-edits of one context together (see ``inner_loop.py``), and to reset an adapter
 in place between edits instead of re-wrapping the model (a flaw of the reference code)::
 
