@@ -90,7 +90,6 @@ class TransformersGenerator:
                 progress(done, len(prompts))
         return out
 
-
     def _shared_prefix(self, seqs: list[list[int]], route) -> dict:
         """``generate`` inputs for one batch. Rows that share a prompt prefix (the chat template and system
         prompt, the passage's topic; the whole prompt when sampling several self-edits) get it run once per

@@ -184,7 +184,7 @@ PLAIN_HEAD_MODELS = frozenset({"llama", "mistral", "qwen2", "qwen3", "smollm3", 
 
 
 def step_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
-    """Per-row losses of one training step. On plain-head architectures the LM head (a quarter of a small
+    """Per-row losses of one training step. On plain-head architectures the LM head (about a fifth of a small
     model's FLOPs) and the softmax run only on positions that have a target, never on padding, prompts or
     the last token of a packed sequence; other models compute the full logits."""
     decoder = getattr(model, "model", None)
@@ -200,8 +200,8 @@ class _AdamW:
     """AdamW over the bank's flat ``[K, P]`` adapter buffer, one row per slot; only the given slots step.
 
     Each slot's row has its own moments and step count, so a slot steps exactly as it would alone. The update
-    X, fused where the device supports it) applied to the
-    rows in place: one pass over memory instead of a dozen whole-buffer operations."""
+    is torch's own AdamW (``torch.optim.adamw.adamw``; its fused kernel where the device and torch version
+    have one) applied to the rows in place: one pass over memory instead of a dozen whole-buffer operations."""
 
     def __init__(self, flat: torch.Tensor, lr: float, weight_decay: float,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
@@ -209,8 +209,9 @@ class _AdamW:
         self.m = torch.zeros_like(flat)
         self.v = torch.zeros_like(flat)
         self.t = [torch.zeros((), dtype=torch.float32, device=flat.device) for _ in range(flat.shape[0])]
-        self.fused = flat.device.type in ("cpu", "cuda") and flat.dtype in (torch.float32, torch.bfloat16,
-                                                                           torch.float16)
+        cpu_fused = tuple(int(x) for x in torch.__version__.split(".")[:2]) >= (2, 4)  # fused CPU AdamW: 2.4+
+        self.fused = (flat.device.type == "cuda" or (flat.device.type == "cpu" and cpu_fused)) and flat.dtype in (
+            torch.float32, torch.bfloat16, torch.float16)
 
     def reset(self, slot: int) -> None:
         self.m[slot].zero_()
