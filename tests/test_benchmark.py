@@ -39,7 +39,7 @@ def test_benchmark_run_reports_every_figure(tiny_model_dir, monkeypatch):
 
     monkeypatch.setattr(bm, "matmul_flops", lambda seconds=2.0: 1e9)
     cfg = SealConfig.from_dict({"model": {"name": str(tiny_model_dir)}, "lora": {"rank": 4, "alpha": 8},
-                                "inner_loop": {"epochs": 1}, "self_edit": {"max_new_tokens": 8},
+                                "inner_loop": {"epochs": 4, "batch_tokens": 16}, "self_edit": {"max_new_tokens": 8},
                                 "eval": {"answer_tokens": 4}})
     out = bm.run(contexts=2, k=2, cfg=cfg, data=bm.SAMPLES)
     keys = ["reference_s_per_edit", "single_s_per_edit", "batched_s_per_edit", "reference_gain", "single_gain",
@@ -48,7 +48,7 @@ def test_benchmark_run_reports_every_figure(tiny_model_dir, monkeypatch):
         assert key in out and out[key] == out[key], key  # present and not NaN
     assert out["edits"] == 4 and out["contexts"] == 2
     assert out["batched_train_engine"] in ("batched", "sequential")
-    probe = out["auto_probe_step_s"]  # what auto measured on this model, and its choice follows from it
+    probe = out["auto_probe_ms_per_token"]  # what auto measured on this model, and its choice follows from it
     assert probe["batched"] > 0 and probe["sequential"] > 0
     assert out["batched_train_engine"] == ("batched" if probe["batched"] < probe["sequential"] else "sequential")
     assert out["other_engine"] in ("batched", "sequential") and out["other_engine"] != out["batched_train_engine"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
@@ -204,13 +205,13 @@ def test_nan_loss_stops_only_that_adapter(tiny_lm, monkeypatch):
 
     tok = tiny_lm.tokenizer
     bank = AdapterBank.attach(tiny_lm.model, LoRAConfig(rank=4, alpha=8), slots=2)
-    real = il.row_losses
+    real = il.mean_per_row
 
-    def poisoned(logits, labels):
-        out = real(logits, labels)
+    def poisoned(tok, rows, n_rows):
+        out = real(tok, rows, n_rows)
         return torch.cat([torch.full_like(out[:1], float("nan")), out[1:]]) if out.shape[0] == 2 else out
 
-    monkeypatch.setattr(il, "row_losses", poisoned)
+    monkeypatch.setattr(il, "mean_per_row", poisoned)
     jobs = [TrainJob(0, [Example("", TEXTS[0])], seed=1), TrainJob(1, [Example("", TEXTS[1])], seed=1)]
     res = train_adapters(bank, tok, jobs, _cfg(engine="batched"))
     assert res[0].failed and "non-finite loss" in res[0].failed and res[0].steps == 0
@@ -296,32 +297,38 @@ def test_all_slots_route_equals_each_slot_alone(tiny_lm):
         torch.testing.assert_close(permuted[row], alone[k], atol=1e-5, rtol=1e-4)
 
 
-def test_auto_engine_takes_the_faster_measured_engine(tiny_lm, monkeypatch):
+def test_auto_engine_measures_real_steps_and_changes_no_result(tiny_lm, monkeypatch):
     import seal.inner_loop as il
 
     bank = AdapterBank.attach(tiny_lm.model, LoRAConfig(rank=4, alpha=8), slots=3)
-    before = _snapshot(bank, 1)
-    t_batched, t_seq = il.measure_engines(bank, jobs=3, budget=16, repeats=1)
+    texts = [" ".join([TEXTS[k]] * 3) for k in range(3)]  # enough steps to measure both ways
+    jobs = [TrainJob(k, [Example("", t)], seed=k + 1) for k, t in enumerate(texts)]
+    cfg = _cfg(engine="sequential", epochs=4)
+    alone = train_adapters(bank, tiny_lm.tokenizer, jobs, cfg)
+    expected = [_snapshot(bank, k) for k in range(3)]
+
+    monkeypatch.setattr(il, "AUTO_PROBES", {})
+    probed = train_adapters(bank, tiny_lm.tokenizer, jobs, dataclasses.replace(cfg, engine="auto"))
+    key = il.probe_key(bank, 3, cfg.batch_tokens)
+    t_batched, t_seq = il.AUTO_PROBES[key]
     assert t_batched > 0 and t_seq > 0
-    assert all(p.grad is None for p in bank.parameters())
-    for name, tensor in _snapshot(bank, 1).items():  # probing trains nothing
-        torch.testing.assert_close(tensor, before[name], atol=0, rtol=0)
+    chosen = "batched" if t_batched < t_seq else "sequential"
+    assert [r.engine for r in probed] == [chosen] * 3
+    assert [r.steps for r in probed] == [r.steps for r in alone] and min(r.steps for r in alone) >= 3
+    for k in range(3):  # steps run batched, then one slot at a time, then the faster: same weights
+        for name, tensor in _snapshot(bank, k).items():
+            torch.testing.assert_close(tensor, expected[k][name], atol=1e-5, rtol=1e-4)
+        assert probed[k].losses == pytest.approx(alone[k].losses, rel=1e-4, abs=1e-5)
 
     cpu = torch.device("cpu")
-    monkeypatch.setattr(il, "AUTO_PROBES", {})
-    calls = []
-    monkeypatch.setattr(il, "measure_engines", lambda b, jobs, budget: calls.append(jobs) or (1.0, 2.0))
-    assert il.resolve_engine("auto", cpu, bank, jobs=3, budget=16) == "batched"
-    assert il.resolve_engine("auto", cpu, bank, jobs=3, budget=16) == "batched"
-    assert calls == [3]  # measured once per shape
+    il.AUTO_PROBES[key] = (1.0, 2.0)  # measured once per shape, then reused
+    assert il.resolve_engine("auto", cpu, bank, jobs=3, budget=cfg.batch_tokens) == "batched"
+    il.AUTO_PROBES[key] = (2.0, 1.0)
+    assert il.resolve_engine("auto", cpu, bank, jobs=3, budget=cfg.batch_tokens) == "sequential"
+    assert il.resolve_engine("auto", cpu, bank, jobs=2, budget=cfg.batch_tokens) == il.PROBE  # new shape
     assert il.resolve_engine("auto", cpu, bank, jobs=1, budget=16) == "sequential"  # nothing to batch
-    monkeypatch.setattr(il, "measure_engines", lambda b, jobs, budget: (2.0, 1.0))
-    assert il.resolve_engine("auto", cpu, bank, jobs=2, budget=16) == "sequential"
     assert il.resolve_engine("auto", torch.device("cuda"), bank, jobs=2, budget=16) == "batched"
     assert il.resolve_engine("sequential", cpu, bank, jobs=3, budget=16) == "sequential"
-    jobs = [TrainJob(0, [Example("", TEXTS[0])], seed=1), TrainJob(1, [Example("", TEXTS[1])], seed=1)]
-    res = train_adapters(bank, tiny_lm.tokenizer, jobs, _cfg(engine="auto"))
-    assert [r.engine for r in res] == ["sequential", "sequential"]
 
 
 def test_training_flops_counts_base_and_adapter():
@@ -355,3 +362,37 @@ def test_per_row_routing_sees_weight_changes(tiny_lm):
     torch.testing.assert_close(second[0], alone(1), atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(second[1], alone(0), atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(second[2], first[2])  # the base row is untouched
+
+
+def test_greedy_decoding_drops_finished_rows_and_matches_generate(tiny_lm):
+    """Rows leave the batch when they emit a stop token; every answer is still exactly what ``generate``
+    gives for that prompt alone, through its own adapter."""
+    from seal.generate import TransformersGenerator
+
+    bank = AdapterBank.attach(tiny_lm.model, LoRAConfig(rank=4, alpha=8), slots=2)
+    with torch.no_grad():
+        bank.flat.normal_(0, 0.2, generator=torch.Generator().manual_seed(1))
+    gen = TransformersGenerator(tiny_lm, bank, batch_size=32)
+    prompts = ["Who founded the Verdant Guild?", "When?", "Where was the guild of many colours founded?",
+               "Name one member.", "Why did they leave the city in the end?", "How?"]
+    slots = [0, 1, -1, 0, 1, -1]
+    tok = tiny_lm.tokenizer
+
+    def alone(p, k, stops, text=True):
+        ids = torch.tensor([tok(p, add_special_tokens=not tiny_lm.has_chat_template)["input_ids"]])
+        with bank.route(k):
+            out = tiny_lm.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=10,
+                                         do_sample=False, eos_token_id=stops, pad_token_id=tok.pad_token_id)
+        new = out[0, ids.shape[1]:]
+        return tok.decode(new, skip_special_tokens=True).strip() if text else new.tolist()
+
+    free = [alone(p, k, gen.stop_ids, text=False) for p, k in zip(prompts, slots, strict=True)]
+    # a token that some rows emit early and others never: those rows end there, the rest go on
+    early = [t for row in free for t in row[1:5] if sum(t in r for r in free) < len(free)]
+    assert early
+    gen.stop_ids = sorted(set(gen.stop_ids) | {early[0]})
+    want = [alone(p, k, gen.stop_ids) for p, k in zip(prompts, slots, strict=True)]
+    got = gen.complete(prompts, adapters=slots, max_new_tokens=10)
+    assert got == want
+    lengths = {len(tok(a, add_special_tokens=False)["input_ids"]) for a in got}
+    assert len(lengths) > 1  # rows really ended at different steps

@@ -147,8 +147,8 @@ def test_resume_with_another_config_is_refused(tiny_lm, passages, tmp_path):
 def test_nan_loss_gets_no_reward_and_the_run_goes_on(tiny_lm, passages, tmp_path, monkeypatch):
     import seal.inner_loop as il
 
-    real = il.row_losses
-    monkeypatch.setattr(il, "row_losses", lambda logits, labels: real(logits, labels) * float("nan"))
+    real = il.mean_per_row
+    monkeypatch.setattr(il, "mean_per_row", lambda tok, rows, n: real(tok, rows, n) * float("nan"))
     summary = train_knowledge(_seal(tiny_lm, _cfg(rounds=1)), passages, tmp_path / "run")
     samples = [json.loads(line) for line in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
     assert len(samples) == 6 and all(s["reward"] is None for s in samples)

@@ -7,7 +7,7 @@
     mathematically those of batch-1 unpadded training; its accuracy gain is measured with that schedule.
 (b) ``single`` — seal, one edit at a time (packed sequences, adapter reset in place, cached baseline).
 (c) ``batched`` — seal with K candidates of one context trained by the default ``auto`` engine (batched on
-    CUDA; on CPU whichever a one-step probe finds faster) and evaluated together in one batch (per-row
+    CUDA; on CPU whichever is faster on the first job's own timed steps) and evaluated together in one batch (per-row
     adapters). The other engine is run too (``other_engine_*``) to show the choice was right.
 
 Also: evaluation time alone for (b) and (c); achieved training FLOP/s (``training_flops``: frozen base 4N and
@@ -189,10 +189,11 @@ def run(contexts: int = 4, k: int = 5, repeats: int = 1, seed: int = 0, data: st
         "single_eval_s": med([x for r in single_runs for x in r[1]]),
         "single_gain": statistics.fmean(single[2]),
         "batched_train_engine": batched_runs[-1][5],
-        # the one-step timings ``auto`` measured (inside the first batched run's time) and decided on
-        "auto_probe_step_s": dict(zip(("batched", "sequential"), AUTO_PROBES.get(
-            probe_key(seal.bank, k, cfg.inner_loop.batch_tokens), (None, None)),
-            strict=True)),
+        # what ``auto`` measured on the first batched run's own steps 1 (batched) and 2 (one adapter at a
+        # time), in milliseconds per token, and decided on
+        "auto_probe_ms_per_token": dict(zip(("batched", "sequential"), [
+            None if t is None else 1000 * t for t in AUTO_PROBES.get(
+                probe_key(seal.bank, k, cfg.inner_loop.batch_tokens), (None, None))], strict=True)),
         "batched_s_per_edit": med([x for r in batched_runs for x in r[0]]),
         "batched_eval_s": med([x for r in batched_runs for x in r[1]]),
         "batched_gain": statistics.fmean(batched_runs[-1][2]),

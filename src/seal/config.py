@@ -109,6 +109,9 @@ class InnerLoopConfig:
     engine: str = "auto"
     """``auto`` (K adapters batched on CUDA; on CPU whichever of batched / one at a time a quick measurement
     finds faster), ``batched``, ``sequential``; ``peft`` names the reference, which lives in the benchmark."""
+    unpadded: bool = True
+    """Batched steps on Llama-family models run as one unpadded token stream (``seal.unpadded``) instead of
+    rows padded to the longest; same losses and updates, no FLOPs spent on padding."""
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -5,18 +5,21 @@ reset in place; every sequence is tokenised once; each epoch's shuffled sequence
 over all epochs, into rows of at most ``batch_tokens`` tokens with a block-diagonal causal mask and
 per-sequence positions (no fixed-length padding, nothing attends across sequences, rows stay full); the loss
 covers real completion tokens only, and on Llama-family models the LM head and softmax run only where there is
-a target; AdamW is torch's fused kernel over one flat buffer of all adapters; seeds are explicit.
+a target, chunk by chunk without holding the logits (``seal.head_loss``); AdamW is torch's fused kernel over
+one flat buffer of all adapters; seeds are explicit.
 
 K jobs can train together (``engine="batched"``): row k goes through adapter k, the loss is the sum of each
 adapter's own mean token loss, AdamW state and step counts are per adapter, gradients are clipped per
 adapter, and an adapter with no data left (or a NaN loss) is not stepped. Each adapter therefore follows
-exactly the trajectory it would follow alone (``engine="sequential"``), up to float rounding::
+exactly the trajectory it would follow alone (``engine="sequential"``), up to float rounding. On Llama-family
+models the K rows of a batched step run unpadded, end to end as one token stream (``seal.unpadded``)::
 
     jobs = [TrainJob(slot=k, examples=[Example("", text) for text in seqs_k], seed=7) for k, seqs_k in ...]
     results = train_adapters(bank, tokenizer, jobs, InnerLoopConfig(epochs=5, lr=1e-3))
 
 ``engine="auto"`` (the default) trains K jobs batched on CUDA, where small batches leave the device idle; on
-CPU it times one step of each engine on the model once per bank and shape and takes the faster.
+CPU it times the first job's own steps both ways (step 1 batched, step 2 one adapter at a time; the results
+are the same either way) once per bank and shape, and goes on with the faster.
 ``bench/inner_loop.py`` measures both.
 """
 
@@ -29,7 +32,9 @@ from dataclasses import dataclass, field
 import torch
 from torch.optim.adamw import adamw
 
+from seal import unpadded
 from seal.config import InnerLoopConfig
+from seal.head_loss import head_losses
 from seal.lora import AdapterBank
 
 
@@ -161,39 +166,73 @@ def _shifted(labels: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.pad(labels[:, 1:], (0, 1), value=-100)
 
 
-def row_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean next-token loss per row over labelled tokens only (padding and prompts never count).
+def mean_per_row(tok: torch.Tensor, rows: torch.Tensor, n_rows: int) -> torch.Tensor:
+    """Mean of the per-token losses ``tok`` of each row (``rows``: the row of each token); 0 for a row with
+    none."""
+    total = torch.zeros(n_rows, dtype=tok.dtype, device=tok.device).index_add(0, rows, tok)
+    count = torch.zeros(n_rows, dtype=tok.dtype, device=tok.device).index_add(0, rows, torch.ones_like(tok))
+    return total / count.clamp(min=1)
 
-    ``logits`` is ``[B, T, vocab]`` for every position, or ``[n, vocab]`` for just the ``n`` positions that
-    have a target, in row-major order (what ``step_losses`` computes on models with a plain LM head)."""
+
+def row_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean next-token loss per row over labelled tokens only (padding and prompts never count), from the
+    full ``[B, T, vocab]`` logits."""
     target = _shifted(labels)
     keep = target != -100
-    count = keep.sum(1).clamp(min=1)
-    if logits.dim() == 2:
-        tok = torch.nn.functional.cross_entropy(logits.float(), target[keep], reduction="none")
-        rows = keep.nonzero()[:, 0]
-        return torch.zeros(labels.shape[0], dtype=tok.dtype, device=tok.device).index_add(0, rows, tok) / count
-    tok = torch.nn.functional.cross_entropy(
-        logits.float().reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100, reduction="none"
-    ).view(target.shape)
-    return tok.sum(1) / count
+    tok = torch.nn.functional.cross_entropy(logits[keep].float(), target[keep], reduction="none")
+    return mean_per_row(tok, keep.nonzero()[:, 0], labels.shape[0])
 
 
 PLAIN_HEAD_MODELS = frozenset({"llama", "mistral", "qwen2", "qwen3", "smollm3", "olmo2"})
 """Architectures whose logits are exactly ``lm_head(decoder(x))`` (no soft-capping or scaling)."""
 
 
+def _plain_head(model: torch.nn.Module) -> bool:
+    return (getattr(model.config, "model_type", None) in PLAIN_HEAD_MODELS
+            and getattr(model, "model", None) is not None
+            and isinstance(getattr(model, "lm_head", None), torch.nn.Linear))
+
+
+def token_losses(head: torch.nn.Linear, hidden: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of each hidden state ``[n, d]`` through the LM head against ``target [n]``: chunked,
+    without holding the logits (``seal.head_loss``) when the head is frozen and has no bias."""
+    if head.bias is None and not head.weight.requires_grad:
+        return head_losses(hidden, head.weight, target)
+    return torch.nn.functional.cross_entropy(head(hidden).float(), target, reduction="none")
+
+
 def step_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
-    """Per-row losses of one training step. On plain-head architectures the LM head (about a fifth of a small
-    model's FLOPs) and the softmax run only on positions that have a target, never on padding, prompts or
-    the last token of a packed sequence; other models compute the full logits."""
-    decoder = getattr(model, "model", None)
-    head = getattr(model, "lm_head", None)
-    if (getattr(model.config, "model_type", None) not in PLAIN_HEAD_MODELS or decoder is None
-            or not isinstance(head, torch.nn.Linear)):
+    """Per-row losses of one training step on padded rows. On plain-head architectures the LM head (about a
+    fifth of a small model's FLOPs) and the softmax run only on positions that have a target, never on
+    padding, prompts or the last token of a packed sequence; other models compute the full logits."""
+    if not _plain_head(model):
         return row_losses(model(**batch, use_cache=False).logits, labels)
-    hidden = decoder(**batch, use_cache=False).last_hidden_state
-    return row_losses(head(hidden[_shifted(labels) != -100]), labels)
+    hidden = model.model(**batch, use_cache=False).last_hidden_state
+    target = _shifted(labels)
+    keep = target != -100
+    return mean_per_row(token_losses(model.lm_head, hidden[keep], target[keep]), keep.nonzero()[:, 0],
+                        labels.shape[0])
+
+
+def streams(model: torch.nn.Module) -> bool:
+    """Whether batched steps on ``model`` run unpadded, as one token stream (``seal.unpadded``): Llama-family
+    models whose attention dispatches through transformers' ``AttentionInterface``."""
+    return _plain_head(model) and unpadded.supported(model)
+
+
+def stream_losses(bank: AdapterBank, rows: list[_Row], slots: list[int], device: torch.device) -> torch.Tensor:
+    """Per-slot losses of one batched step with no padding: ``rows[i]`` (slot ``slots[i]``'s row) end to end
+    in one stream, each span through its own adapter, attention within each row's sequences, the LM head only
+    where a token has a target. Equal to ``step_losses`` on the padded rows."""
+    batch, spans = unpadded.collate_stream(rows, device)
+    labels, segments = batch.pop("labels"), batch.pop("segments")
+    row_of = torch.repeat_interleave(torch.arange(len(rows), device=device),
+                                     torch.tensor([e - s for s, e in spans], device=device))
+    target = _shifted(labels)[0]
+    keep = target != -100
+    with bank.route_spans(slots, spans), unpadded.unpadded_attention(bank.model, segments, spans):
+        hidden = bank.model.model(**batch, use_cache=False).last_hidden_state[0]
+    return mean_per_row(token_losses(bank.model.lm_head, hidden[keep], target[keep]), row_of[keep], len(rows))
 
 
 class _AdamW:
@@ -243,14 +282,19 @@ def _clip_rows(grad: torch.Tensor, max_norm: float | None) -> torch.Tensor:
 
 
 AUTO_PROBES: dict[tuple, tuple[float, float]] = {}
-"""``auto``'s measurements in this process, (batched s, one-at-a-time s) by (bank, threads, jobs, budget)."""
+"""``auto``'s measurements in this process: (batched, one-at-a-time) seconds per token of a training step,
+by (bank, threads, jobs, budget)."""
+
+PROBE = "probe"
+"""``resolve_engine``'s answer when ``auto`` has not measured this shape yet: ``_train_group`` then runs its
+first real steps both ways, times them, and goes on with the faster (see ``_train_group``)."""
 
 
 def resolve_engine(engine: str, device: torch.device, bank: AdapterBank | None = None, jobs: int = 1,
                    budget: int = 64) -> str:
     """The engine to use. ``auto``: one job trains alone; on CUDA K jobs train batched (small batches leave
-    the device idle); on CPU a quick measurement on this model decides, once per process and shape, so the
-    batched pass is only used where it is faster than training the adapters one after another."""
+    the device idle); on CPU a measurement on the job's own first steps decides, once per process and shape,
+    so the batched pass is only used where it is faster than training the adapters one after another."""
     if engine != "auto":
         return engine
     if jobs <= 1:
@@ -259,51 +303,13 @@ def resolve_engine(engine: str, device: torch.device, bank: AdapterBank | None =
         return "batched" if device.type == "cuda" else "sequential"
     key = probe_key(bank, jobs, budget)
     if key not in AUTO_PROBES:
-        AUTO_PROBES[key] = measure_engines(bank, jobs, budget)
+        return PROBE
     t_batched, t_seq = AUTO_PROBES[key]
     return "batched" if t_batched < t_seq else "sequential"
 
 
 def probe_key(bank: AdapterBank, jobs: int, budget: int) -> tuple:
     return (id(bank), bank.slots, torch.get_num_threads(), jobs, budget)
-
-
-def measure_engines(bank: AdapterBank, jobs: int, budget: int, repeats: int = 1) -> tuple[float, float]:
-    """Seconds of one training step (forward + backward) for ``jobs`` rows of ``budget`` tokens: all rows in
-    one batched pass through their own adapters vs one row at a time. Adapter weights are not changed."""
-    jobs = min(jobs, bank.slots)
-    device = next(iter(bank.layers.values())).A.device
-    row = _Row(list(range(1, budget + 1)), list(range(1, budget + 1)), list(range(budget)), [0] * budget)
-    params = bank.parameters()
-    was_training = bank.model.training
-    bank.model.train()
-
-    def step(n: int, route) -> None:
-        batch = collate([row] * n, 0, device)
-        labels = batch.pop("labels")
-        with bank.route(route):
-            losses = step_losses(bank.model, batch, labels)
-        losses.sum().backward()
-        for p in params:
-            p.grad = None
-
-    def timed(fn) -> float:
-        fn()  # warm-up
-        best = float("inf")
-        for _ in range(repeats):
-            start = time.perf_counter()
-            fn()
-            best = min(best, time.perf_counter() - start)
-        return best
-
-    try:
-        t_batched = timed(lambda: step(jobs, list(range(jobs))))
-        t_seq = timed(lambda: [step(1, 0) for _ in range(jobs)])
-    finally:
-        for p in params:
-            p.grad = None
-        bank.model.train(was_training)
-    return t_batched, t_seq
 
 
 def train_adapters(bank: AdapterBank, tokenizer, jobs: list[TrainJob], cfg: InnerLoopConfig,
@@ -316,15 +322,18 @@ def train_adapters(bank: AdapterBank, tokenizer, jobs: list[TrainJob], cfg: Inne
     engine = resolve_engine(cfg.engine, device, bank, len(jobs), cfg.batch_tokens)
     if engine == "peft":
         raise ValueError("the PEFT reference engine lives in bench/inner_loop.py, not in train_adapters")
-    groups = [jobs] if engine == "batched" else [[j] for j in jobs]
+    groups = [[j] for j in jobs] if engine == "sequential" else [jobs]
     results = {j.slot: TrainResult(slot=j.slot, engine=engine) for j in jobs}
     for group in groups:
-        _train_group(bank, tokenizer, group, cfg, device, results, progress)
+        _train_group(bank, tokenizer, group, cfg, device, results, progress, engine)
     return [results[j.slot] for j in jobs]
 
 
-def _train_group(bank, tokenizer, jobs, cfg, device, results, progress) -> None:
-    params = bank.parameters()
+def _train_group(bank, tokenizer, jobs, cfg, device, results, progress, engine) -> None:
+    """Train the jobs' slots step by step. Step t of every slot is one pass (``batched``) or one pass per
+    slot (``sequential``); either way each slot's step uses only its own row, gradient and optimiser state,
+    so the two are interchangeable step by step. ``probe`` runs step 0 batched (warm-up), times step 1
+    batched and step 2 one slot at a time, records both in ``AUTO_PROBES`` and goes on with the faster."""
     opt = _AdamW(bank.flat, cfg.lr, cfg.weight_decay)
     plans = {}
     for j in jobs:
@@ -335,6 +344,8 @@ def _train_group(bank, tokenizer, jobs, cfg, device, results, progress) -> None:
         plans[j.slot] = schedule(seqs, cfg.epochs, cfg.batch_tokens, j.seed)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     n_steps = max((len(p) for p in plans.values()), default=0)
+    stream = cfg.unpadded and streams(bank.model)
+    mode, timings = ("batched" if engine == PROBE else engine), {}
     was_training = bank.model.training
     bank.model.train()  # no dropout in LoRA; base modules have dropout 0 in these models
     start = time.perf_counter()
@@ -343,46 +354,70 @@ def _train_group(bank, tokenizer, jobs, cfg, device, results, progress) -> None:
             active = [s for s, p in plans.items() if step < len(p) and results[s].failed is None]
             if not active:
                 break
-            batch = collate([plans[s][step] for s in active], pad, device)
-            labels = batch.pop("labels")
-            for p in params:
-                p.grad = None
-            with bank.route(active if len(active) > 1 else active[0]):
-                losses = step_losses(bank.model, batch, labels)
-            values = losses.detach().tolist()
-            finite = torch.isfinite(losses)
-            for i, s in enumerate(active):
-                if not bool(finite[i]):
-                    results[s].failed = f"non-finite loss at step {step + 1}"
-            ok = [s for i, s in enumerate(active) if bool(finite[i])]
-            if not ok:
-                continue
-            losses[finite].sum().backward()
-            grad = bank.flat_grad(ok)
-            good = _clip_rows(grad, cfg.grad_clip).tolist()
-            for s, fine in zip(ok, good, strict=True):
-                if not fine:
-                    results[s].failed = f"non-finite gradient at step {step + 1}"
-            if not all(good):
-                grad = grad[torch.tensor(good, device=grad.device)]
-                ok = [s for s, fine in zip(ok, good, strict=True) if fine]
-            if ok:
-                opt.step(ok, grad)
-            for i, s in enumerate(active):
-                if s in ok:
-                    r = results[s]
-                    r.steps += 1
-                    r.tokens += len(plans[s][step].ids)
-                    r.losses.append(values[i])
+            if engine == PROBE and len(active) > 1:
+                mode = "sequential" if step == 2 else "batched" if step < 2 or len(timings) < 2 else mode
+            t0 = time.perf_counter()
+            passes = [active] if mode == "batched" else [[s] for s in active]
+            for slots in passes:
+                _step(bank, opt, [plans[s][step] for s in slots], slots, step, cfg, stream, pad, device, results)
+            if engine == PROBE and step in (1, 2) and len(active) > 1:
+                timings[mode] = (time.perf_counter() - t0) / sum(len(plans[s][step].ids) for s in active)
+                if len(timings) == 2:
+                    AUTO_PROBES[probe_key(bank, len(jobs), cfg.batch_tokens)] = (
+                        timings["batched"], timings["sequential"])
+                    mode = "batched" if timings["batched"] < timings["sequential"] else "sequential"
+                    for j in jobs:
+                        results[j.slot].engine = mode
             if progress is not None:
                 progress(step + 1, n_steps)
     finally:
-        for p in params:
+        for p in bank.parameters():
             p.grad = None
         bank.model.train(was_training)
+    if engine == PROBE and len(timings) < 2:  # too few steps to measure: say what actually ran
+        for j in jobs:
+            results[j.slot].engine = "batched"
     elapsed = time.perf_counter() - start
     for j in jobs:
         results[j.slot].seconds = elapsed / len(jobs)
+
+
+def _step(bank, opt, rows, slots, step, cfg, stream, pad, device, results) -> None:
+    """One optimiser step of ``slots`` (``rows[i]`` is slot ``slots[i]``'s row) in one forward/backward."""
+    for p in bank.parameters():
+        p.grad = None
+    if len(slots) > 1 and stream:
+        losses = stream_losses(bank, rows, slots, device)
+    else:
+        batch = collate(rows, pad, device)
+        labels = batch.pop("labels")
+        with bank.route(slots if len(slots) > 1 else slots[0]):
+            losses = step_losses(bank.model, batch, labels)
+    values = losses.detach().tolist()
+    finite = torch.isfinite(losses)
+    for i, s in enumerate(slots):
+        if not bool(finite[i]):
+            results[s].failed = f"non-finite loss at step {step + 1}"
+    ok = [s for i, s in enumerate(slots) if bool(finite[i])]
+    if not ok:
+        return
+    losses[finite].sum().backward()
+    grad = bank.flat_grad(ok)
+    good = _clip_rows(grad, cfg.grad_clip).tolist()
+    for s, fine in zip(ok, good, strict=True):
+        if not fine:
+            results[s].failed = f"non-finite gradient at step {step + 1}"
+    if not all(good):
+        grad = grad[torch.tensor(good, device=grad.device)]
+        ok = [s for s, fine in zip(ok, good, strict=True) if fine]
+    if ok:
+        opt.step(ok, grad)
+    for i, s in enumerate(slots):
+        if s in ok:
+            r = results[s]
+            r.steps += 1
+            r.tokens += len(rows[i].ids)
+            r.losses.append(values[i])
 
 
 def training_flops(n_params_base: int, tokens: int, n_params_lora: int = 0) -> float:

@@ -4,7 +4,9 @@ Every target ``nn.Linear`` gets stacked adapter weights ``A [K, d_in, r]`` and `
 pass is routed by :meth:`AdapterBank.route`: ``None`` (the base model), one slot for every row, or one slot per
 row (``-1`` = base for that row). Every slot in order on equal blocks of rows (batched training: one row each;
 batched evaluation: one block of questions each) is one batched matmul per factor; any other routing runs the
-K adapters side by side as one rank-K*r adapter. This is what makes it cheap to train and
+K adapters side by side as one rank-K*r adapter. :meth:`AdapterBank.route_spans` routes one unpadded token
+stream instead (batched training, see ``unpadded.py``): each adapter on its own contiguous span, one grouped
+matmul per factor. This is what makes it cheap to train and
 evaluate the K candidate self-edits of one context together (see ``inner_loop.py``), and to reset an adapter
 in place between edits instead of re-wrapping the model (a flaw of the reference code)::
 
@@ -33,6 +35,17 @@ from seal.config import LoRAConfig
 Route = None | int | Sequence[int] | torch.Tensor
 
 
+_GROUPED_MM = hasattr(torch, "_grouped_mm")
+"""torch's grouped matmul (``[N, d] x [K, d, r]`` with group offsets); used on CPU, where it runs in float32."""
+
+
+def _contiguous_grad(t: torch.Tensor) -> torch.Tensor:
+    """``torch._grouped_mm``'s backward rejects expanded (stride-0) gradients: hand it a contiguous one."""
+    if t.requires_grad:
+        t.register_hook(lambda g: g.contiguous())
+    return t
+
+
 class _Router:
     """Shared mutable routing state read by every LoRA layer of one bank."""
 
@@ -43,6 +56,10 @@ class _Router:
         through slot k, as in batched training; ``g`` = questions per adapter, as in batched evaluation)."""
         self.onehot: torch.Tensor | None = None
         """``[rows, K]``: 1 at each row's slot, all zero for rows on the base model."""
+        self.spans: list[tuple[int, int, int]] | None = None
+        """``(slot, start, end)`` spans covering a one-row token stream in order (unpadded batched training)."""
+        self.offs: torch.Tensor | None = None
+        """Span ends per slot 0..K-1 (int32) when the spans are in slot order, for ``torch._grouped_mm``."""
 
 
 class LoRALinear(nn.Module):
@@ -65,7 +82,24 @@ class LoRALinear(nn.Module):
         xf = x.to(self.A.dtype)
         # the scale and the residual add are fused into the second matmul (addmm / baddbmm): fewer passes
         # over the activations, which is most of LoRA's cost at these sizes
-        if isinstance(ids, int):
+        if self.router.spans is not None:
+            # one token stream, each adapter on its own contiguous span (unpadded batched training)
+            if self.router.offs is not None:  # spans in slot order: torch's grouped matmul, one call per factor
+                # the scale goes on the rank-r activations, not the d_out-wide output (nor its gradient), and the
+                # update is added into the base output in place: no new activation-sized tensor
+                x2 = xf.reshape(-1, x.shape[-1])
+                xa = _contiguous_grad(torch._grouped_mm(x2, self.A, offs=self.router.offs)) * self.scale
+                delta = _contiguous_grad(torch._grouped_mm(xa, self.B, offs=self.router.offs))
+                if y.dtype == delta.dtype:
+                    return y.add_(delta.view(y.shape))
+                return (y.to(delta.dtype) + delta.view(y.shape)).to(y.dtype)
+            # (split, not slicing: a split's backward is one cat, a slice's a zero-filled full-size tensor each)
+            sizes = [e - s for _, s, e in self.router.spans]
+            xs = xf.reshape(-1, x.shape[-1]).split(sizes)
+            ys = y.reshape(-1, y.shape[-1]).to(self.A.dtype).split(sizes)
+            out = torch.cat([torch.addmm(yk, xk @ self.A[k], self.B[k], alpha=self.scale)
+                             for (k, _, _), xk, yk in zip(self.router.spans, xs, ys, strict=True)])
+        elif isinstance(ids, int):
             xa = xf.reshape(-1, x.shape[-1]) @ self.A[ids]
             out = torch.addmm(y.reshape(-1, y.shape[-1]).to(self.A.dtype), xa, self.B[ids], alpha=self.scale)
         elif self.router.block:
@@ -262,11 +296,38 @@ class AdapterBank:
 
     # ----------------------------------------------------------------- routing
     @contextlib.contextmanager
+    def route_spans(self, slots: Sequence[int], spans: Sequence[tuple[int, int]]) -> Iterator[None]:
+        """Route a one-row token stream: tokens ``spans[i] = (start, end)`` through slot ``slots[i]``. The spans
+        must cover the stream in order (as ``unpadded.collate_stream`` makes them)."""
+        if len(slots) != len(spans):
+            raise ValueError("one span per slot")
+        if any(not 0 <= k < self.slots for k in slots):
+            raise IndexError(f"adapter slot out of range ({self.slots} slots): {list(slots)}")
+        if [s for s, _ in spans] != [0] + [e for _, e in spans][:-1]:
+            raise ValueError(f"spans must cover the stream in order: {list(spans)}")
+        r = self.router
+        prev = (r.ids, r.onehot, r.block, r.spans, r.offs)
+        r.ids, r.onehot, r.block, r.offs = -1, None, 0, None
+        r.spans = [(int(k), int(s), int(e)) for k, (s, e) in zip(slots, spans, strict=True)]
+        dev = next(iter(self.layers.values())).A.device
+        if _GROUPED_MM and dev.type == "cpu" and list(slots) == sorted(set(slots)):
+            ends = [0] * self.slots
+            for k, (_, e) in zip(slots, spans, strict=True):
+                ends[k] = e
+            for k in range(1, self.slots):  # slots without a span: empty groups
+                ends[k] = max(ends[k], ends[k - 1])
+            r.offs = torch.tensor(ends, dtype=torch.int32, device=dev)
+        try:
+            yield
+        finally:
+            r.ids, r.onehot, r.block, r.spans, r.offs = prev
+
+    @contextlib.contextmanager
     def route(self, ids: Route) -> Iterator[None]:
         """Route forward passes: ``None`` (or -1) = base, an int = that slot for all rows, a sequence = per row."""
         r = self.router
-        prev = (r.ids, r.onehot, r.block)
-        r.block, r.onehot = 0, None
+        prev = (r.ids, r.onehot, r.block, r.spans, r.offs)
+        r.block, r.onehot, r.spans, r.offs = 0, None, None, None
         if ids is None or isinstance(ids, int):
             r.ids = None if ids is None or ids < 0 else ids  # -1 is the base model, never the last slot
         else:
@@ -289,4 +350,4 @@ class AdapterBank:
         try:
             yield
         finally:
-            r.ids, r.onehot, r.block = prev
+            r.ids, r.onehot, r.block, r.spans, r.offs = prev
