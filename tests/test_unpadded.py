@@ -129,3 +129,24 @@ def test_head_losses_equal_cross_entropy(n, chunk):
 def test_head_losses_refuse_a_trainable_head():
     with pytest.raises(ValueError, match="frozen"):
         head_losses(torch.randn(2, 4), torch.randn(6, 4, requires_grad=True), torch.tensor([0, 1]))
+
+
+def test_stream_in_bfloat16_matches_padded(tiny_lm):
+    """A bf16 base (the GPU setting) with float32 adapters: the stream path casts like the padded one."""
+    tiny_lm.model.to(torch.bfloat16)
+    bank = _bank(tiny_lm)
+    rows = _rows(3, seed=11)
+    cpu = torch.device("cpu")
+    bank.model.train()
+
+    def padded():
+        batch = collate(rows, 0, cpu)
+        labels = batch.pop("labels")
+        with bank.route([0, 1, 2]):
+            return il.step_losses(bank.model, batch, labels)
+
+    want_l, want_g = _losses_and_grad(bank, padded)
+    got_l, got_g = _losses_and_grad(bank, lambda: stream_losses(bank, rows, [0, 1, 2], cpu))
+    assert got_l.dtype == torch.float32 and got_g.dtype == torch.float32
+    torch.testing.assert_close(got_l, want_l, atol=2e-2, rtol=2e-2)
+    assert torch.nn.functional.cosine_similarity(got_g, want_g, dim=1).min() > 0.99
