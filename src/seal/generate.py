@@ -21,7 +21,7 @@ from typing import Protocol
 
 import torch
 
-from seal.inner_loop import _plain_head
+from seal.inner_loop import plain_head
 from seal.lora import AdapterBank
 from seal.model import LoadedModel
 
@@ -44,7 +44,7 @@ class TransformersGenerator:
         params = inspect.signature(type(lm.model).forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
         self._keep_kw = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
-        self._head = lm.model.lm_head if _plain_head(lm.model) else None
+        self._head = lm.model.lm_head if plain_head(lm.model) else None
         tok = lm.tokenizer
         stops = {tok.eos_token_id}
         for special in ("<|im_end|>", "<|eot_id|>", "<|endoftext|>"):

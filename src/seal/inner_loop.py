@@ -5,8 +5,8 @@ reset in place; every sequence is tokenised once; each epoch's shuffled sequence
 over all epochs, into rows of at most ``batch_tokens`` tokens with a block-diagonal causal mask and
 per-sequence positions (no fixed-length padding, nothing attends across sequences, rows stay full); the loss
 covers real completion tokens only, and on Llama-family models the LM head and softmax run only where there is
-a target, chunk by chunk without holding the logits (``seal.head_loss``); AdamW is torch's fused kernel over
-one flat buffer of all adapters; seeds are explicit.
+a target, with no log-probability copy or vocabulary-sized gradient (``seal.head_loss``); AdamW is torch's
+fused kernel over one flat buffer of all adapters; seeds are explicit.
 
 K jobs can train together (``engine="batched"``): row k goes through adapter k, the loss is the sum of each
 adapter's own mean token loss, AdamW state and step counts are per adapter, gradients are clipped per
@@ -187,15 +187,16 @@ PLAIN_HEAD_MODELS = frozenset({"llama", "mistral", "qwen2", "qwen3", "smollm3", 
 """Architectures whose logits are exactly ``lm_head(decoder(x))`` (no soft-capping or scaling)."""
 
 
-def _plain_head(model: torch.nn.Module) -> bool:
+def plain_head(model: torch.nn.Module) -> bool:
+    """Whether ``model`` is ``lm_head(model.model(x))`` with a plain linear head (``PLAIN_HEAD_MODELS``)."""
     return (getattr(model.config, "model_type", None) in PLAIN_HEAD_MODELS
             and getattr(model, "model", None) is not None
             and isinstance(getattr(model, "lm_head", None), torch.nn.Linear))
 
 
 def token_losses(head: torch.nn.Linear, hidden: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of each hidden state ``[n, d]`` through the LM head against ``target [n]``: chunked,
-    without holding the logits (``seal.head_loss``) when the head is frozen and has no bias."""
+    """Cross-entropy of each hidden state ``[n, d]`` through the LM head against ``target [n]``; through
+    ``seal.head_loss`` (softmax in place, no log-probability copy) when the head is frozen and has no bias."""
     if head.bias is None and not head.weight.requires_grad:
         return head_losses(hidden, head.weight, target)
     return torch.nn.functional.cross_entropy(head(hidden).float(), target, reduction="none")
@@ -205,7 +206,7 @@ def step_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor], labels: 
     """Per-row losses of one training step on padded rows. On plain-head architectures the LM head (about a
     fifth of a small model's FLOPs) and the softmax run only on positions that have a target, never on
     padding, prompts or the last token of a packed sequence; other models compute the full logits."""
-    if not _plain_head(model):
+    if not plain_head(model):
         return row_losses(model(**batch, use_cache=False).logits, labels)
     hidden = model.model(**batch, use_cache=False).last_hidden_state
     target = _shifted(labels)
@@ -217,7 +218,7 @@ def step_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor], labels: 
 def streams(model: torch.nn.Module) -> bool:
     """Whether batched steps on ``model`` run unpadded, as one token stream (``seal.unpadded``): Llama-family
     models whose attention dispatches through transformers' ``AttentionInterface``."""
-    return _plain_head(model) and unpadded.supported(model)
+    return plain_head(model) and unpadded.supported(model)
 
 
 def stream_losses(bank: AdapterBank, rows: list[_Row], slots: list[int], device: torch.device) -> torch.Tensor:
