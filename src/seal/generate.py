@@ -113,17 +113,15 @@ class TransformersGenerator:
         stops = torch.tensor(self.stop_ids, device=ids.device)
         out: list[list[int]] = [[] for _ in live]
         for t in range(max_new_tokens):
-            kw = {"input_ids": step_ids, "attention_mask": mask, "position_ids": step_pos, "use_cache": True,
-                  **self._keep_kw}
+            kw = {"input_ids": step_ids, "attention_mask": mask, "position_ids": step_pos, "use_cache": True}
             if cache is not None:
                 kw[self._cache_kw] = cache
             with self._route(routes if routes is not None else route):
                 if self._head is not None:  # decoder, then the LM head on each row's last position only
-                    kw.pop("logits_to_keep", None)
                     res = model.model(**kw)
                     nxt = _head_logits(self._head, res.last_hidden_state[:, -1]).argmax(-1)
                 else:
-                    res = model(**kw)
+                    res = model(**kw, **self._keep_kw)
                     nxt = res.logits[:, -1].argmax(-1)
             cache = getattr(res, "cache", None) or getattr(res, "past_key_values", None)
             ended = torch.isin(nxt, stops)

@@ -153,8 +153,7 @@ def collate(rows: list[_Row], pad_id: int, device: torch.device) -> dict[str, to
         pos[i, :k] = torch.tensor(r.positions)
         seg[i, :k] = torch.tensor(r.segments)
         seg[i, k:] = -2 - torch.arange(length - k)  # each pad token its own segment: attends only to itself
-    causal = torch.ones(length, length, dtype=torch.bool).tril()
-    mask = (seg[:, :, None] == seg[:, None, :]) & causal
+    mask = unpadded.block_causal_mask(seg)
     return {
         "input_ids": ids.to(device), "labels": labels.to(device),
         "position_ids": pos.to(device), "attention_mask": mask[:, None].to(device),

@@ -14,7 +14,8 @@ used by ``inner_loop`` on Llama-family models, whose attention goes through tran
 ``AttentionInterface``; other models train on padded rows::
 
     batch, spans = collate_stream(rows, device)
-    with bank.route_spans(slots, spans), unpadded_attention(model, batch["position_ids"], spans):
+    labels, segments = batch.pop("labels"), batch.pop("segments")
+    with bank.route_spans(slots, spans), unpadded_attention(model, segments, spans):
         hidden = model.model(**batch).last_hidden_state
 """
 
@@ -51,6 +52,13 @@ def collate_stream(rows, device: torch.device) -> tuple[dict[str, torch.Tensor],
     return batch, spans
 
 
+def block_causal_mask(segments: torch.Tensor) -> torch.Tensor:
+    """``[..., T]`` segment numbers to a ``[..., T, T]`` mask: causal, and only within a segment."""
+    t = segments.shape[-1]
+    causal = torch.ones(t, t, dtype=torch.bool, device=segments.device).tril()
+    return (segments[..., :, None] == segments[..., None, :]) & causal
+
+
 def row_masks(segments: torch.Tensor, spans: list[tuple[int, int]]) -> list[tuple[int, torch.Tensor | None]]:
     """Per row of the stream: its length and its block-diagonal causal mask over its packed sequences, or
     None when the row is one sequence (plain causal attention, which SDPA runs without a mask)."""
@@ -60,8 +68,7 @@ def row_masks(segments: torch.Tensor, spans: list[tuple[int, int]]) -> list[tupl
         if bool((row == row[0]).all()):
             out.append((e - s, None))
         else:
-            causal = torch.ones(e - s, e - s, dtype=torch.bool, device=row.device).tril()
-            out.append((e - s, ((row[:, None] == row[None, :]) & causal)[None, None]))
+            out.append((e - s, block_causal_mask(row)[None, None]))
     return out
 
 
@@ -87,7 +94,8 @@ def attention(module, query: torch.Tensor, key: torch.Tensor, value: torch.Tenso
 
 
 def supported(model: torch.nn.Module) -> bool:
-    """Whether the model's attention layers dispatch through transformers' ``AttentionInterface``."""
+    """Whether the model's attention layers dispatch through transformers' ``AttentionInterface`` (registering
+    seal's attention function there on first use)."""
     try:
         from transformers import AttentionInterface
     except ImportError:
