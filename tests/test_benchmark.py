@@ -37,7 +37,7 @@ def test_benchmark_run_reports_every_figure(tiny_model_dir, monkeypatch):
     """The whole benchmark on the tiny model: every key the issue asks for, sane values, (c) on the auto engine."""
     import seal.benchmark as bm
 
-    monkeypatch.setattr(bm, "matmul_flops", lambda seconds=2.0: 1e9)
+    monkeypatch.setattr(bm, "matmul_flops", lambda **kw: 1e9)
     cfg = SealConfig.from_dict({"model": {"name": str(tiny_model_dir)}, "lora": {"rank": 4, "alpha": 8},
                                 "inner_loop": {"epochs": 4, "batch_tokens": 16}, "self_edit": {"max_new_tokens": 8},
                                 "eval": {"answer_tokens": 4}})
@@ -46,7 +46,8 @@ def test_benchmark_run_reports_every_figure(tiny_model_dir, monkeypatch):
             "batched_gain", "single_eval_s", "batched_eval_s", "flops_utilisation", "peak_rss_mb"]
     for key in keys:
         assert key in out and out[key] == out[key], key  # present and not NaN
-    assert out["edits"] == 4 and out["contexts"] == 2
+    assert out["edits"] == 4 and out["contexts"] == 2 and out["contexts_per_pass"] == 2
+    assert out["batched_per_context_eval_s"] > 0 and out["per_context_eval_speedup"] > 0
     assert out["batched_train_engine"] in ("batched", "sequential")
     probe = out["auto_probe_ms_per_token"]  # what auto measured on this model, and its choice follows from it
     assert probe["batched"] > 0 and probe["sequential"] > 0

@@ -283,6 +283,12 @@ def test_all_slots_route_equals_each_slot_alone(tiny_lm):
         with bank.route([0, 0, 1, 1, 2, 2]):  # equal blocks of rows per slot (batched evaluation)
             assert bank.router.block == 2
             blocks = tiny_lm.model(ids.repeat(2, 1)).logits
+        with bank.route([1, 1, 1, 2, 2, 2]):  # a run of slots that does not start at 0 (slot 0: the policy)
+            assert (bank.router.block, bank.router.lo, bank.router.n) == (3, 1, 2)
+            sub = tiny_lm.model(ids.repeat(2, 1)).logits
+        with bank.route([0, 1, 1, 2, 2, 2]):  # unequal blocks (passages with different question counts)
+            assert bank.router.block == 3 and bank.router.places is not None
+            unequal = tiny_lm.model(ids.repeat(2, 1)).logits
         with bank.route([2, 0, 1]):
             assert not bank.router.block
             permuted = tiny_lm.model(ids).logits
@@ -295,6 +301,22 @@ def test_all_slots_route_equals_each_slot_alone(tiny_lm):
         torch.testing.assert_close(blocks[2 * k + 1], alone[k], atol=1e-5, rtol=1e-4)
     for row, k in enumerate([2, 0, 1]):
         torch.testing.assert_close(permuted[row], alone[k], atol=1e-5, rtol=1e-4)
+    for row, k in enumerate([1, 1, 1, 2, 2, 2]):
+        torch.testing.assert_close(sub[row], alone[k], atol=1e-5, rtol=1e-4)
+    for row, k in enumerate([0, 1, 1, 2, 2, 2]):
+        torch.testing.assert_close(unequal[row], alone[k], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("ids, want", [
+    ([0, 1, 2], (1, 0, 3, None)), ([3, 3, 4, 4], (2, 3, 2, None)), ([4, 4], (2, 4, 1, None)),
+    ([1, 2, 2], (2, 1, 2, [0, 2, 3])),            # unequal blocks: slot 1's one row padded to two
+    ([1, 3], (1, 1, 3, [0, 2])),                  # slot 2 absent: an empty block
+    ([0, 0, 0, 5], None),                         # padding would more than double the rows
+    ([2, 1], None), ([-1, 0], None), ([], None)])
+def test_block_routes_of_rows_sorted_by_slot(ids, want):
+    from seal.lora import _blocks
+
+    assert _blocks(ids) == want
 
 
 def test_auto_engine_measures_real_steps_and_changes_no_result(tiny_lm, monkeypatch):

@@ -99,7 +99,7 @@ def test_resume_after_crash_gives_the_same_selections(tokenizer, passages, tmp_p
     from seal.model import wrap_model
     from tests.conftest import build_model
 
-    cfg = _cfg()
+    cfg = _cfg(contexts_per_pass=1)  # one inner-loop pass per context: the crash lands mid-round
     full = _seal(wrap_model(build_model(len(tokenizer)), tokenizer, "tiny"), cfg)
     train_knowledge(full, passages, tmp_path / "full")
 
@@ -194,3 +194,26 @@ def test_policy_from_another_lora_shape_is_refused(tiny_lm, passages, tmp_path):
         load_policy(_seal(tiny_lm, other), tmp_path / "run")
     with pytest.raises(RunError, match="no policy adapter"):
         load_policy(_seal(tiny_lm, other), tmp_path)
+
+
+def test_contexts_per_pass_changes_no_result(tokenizer, passages, tmp_path):
+    """Training and answering several contexts' self-edits in one pass gives the records and selections of
+    one pass per context, in fewer passes."""
+    from seal.model import wrap_model
+    from tests.conftest import build_model
+
+    def run(per_pass):
+        cfg = _cfg(contexts=3, rounds=1, contexts_per_pass=per_pass)
+        seal = _seal(wrap_model(build_model(len(tokenizer)), tokenizer, "tiny"), cfg)
+        passes = []
+        real = seal.train
+        seal.train = lambda jobs, progress=None: passes.append(len(jobs)) or real(jobs, progress)
+        train_knowledge(seal, passages, tmp_path / f"p{per_pass}")
+        recs = [json.loads(line) for line in (tmp_path / f"p{per_pass}" / "samples.jsonl").read_text().splitlines()]
+        return passes, sorted((r["context"], r["sample"], r["reward"], r.get("answers"), r["failed"]) for r in recs)
+
+    one_passes, one = run(1)
+    many_passes, many = run(2)
+    assert len(one_passes) == 3 and len(many_passes) == 2 and max(many_passes) > max(one_passes)
+    assert many == one
+    assert sum(r[3] is not None for r in one) >= 3  # most self-edits trained and answered

@@ -6,13 +6,16 @@
     such). Its padding is masked out of the loss (the reference counted it, a flaw), which makes its updates
     mathematically those of batch-1 unpadded training; its accuracy gain is measured with that schedule.
 (b) ``single`` — seal, one edit at a time (packed sequences, adapter reset in place, cached baseline).
-(c) ``batched`` — seal with K candidates of one context trained by the default ``auto`` engine (batched on
-    CUDA; on CPU whichever is faster on the first job's own timed steps) and evaluated together in one batch (per-row
-    adapters). The other engine is run too (``other_engine_*``) to show the choice was right.
+(c) ``batched`` — seal with K candidates per context, as ReST-EM's E-step runs them: the candidates of
+    ``rest_em.contexts_per_pass`` contexts (default 4) trained in one pass by the default ``auto`` engine (batched
+    on CUDA; on CPU whichever is faster on the pass's own timed steps) and answered in one batched generation
+    (per-row adapters). The other engine is run too (``other_engine_*``) to show the choice was right, and the
+    same adapters are also answered one context per batch (``batched_per_context_eval_s``).
 
 Also: evaluation time alone for (b) and (c); achieved training FLOP/s (``training_flops``: frozen base 4N and
-LoRA 6 FLOPs per parameter per real token, padding not counted) against the fp32 matmul FLOP/s measured in the
-same run — ``flops_utilisation`` for (c), ``single_flops_utilisation`` for (b); and peak memory.
+LoRA 6 FLOPs per parameter per real token, padding not counted) against the matmul FLOP/s measured in the
+same run, in the model's dtype (fp32 on CPU; bf16 at 4096^3 on CUDA) — ``flops_utilisation`` for (c),
+``single_flops_utilisation`` for (b); and peak memory.
 Run: ``python bench/inner_loop.py`` (or ``seal bench``).
 """
 
@@ -38,16 +41,30 @@ SQUAD = Path(__file__).resolve().parents[3] / "shared" / "data" / "squad" / "squ
 SAMPLES = Path(__file__).parent / "samples" / "passages.json"
 
 
-def matmul_flops(seconds: float = 2.0) -> float:
-    """fp32 matmul FLOP/s on this machine at the default model's MLP shape (256 tokens x 576 x 1536)."""
-    a, b = torch.randn(256, 576), torch.randn(576, 1536)
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work, so a wall-clock timer covers it (CUDA runs asynchronously)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_flops(seconds: float = 2.0, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+                 shape: tuple[int, int, int] | None = None) -> float:
+    """Matmul FLOP/s of this machine in ``dtype``: on CPU at the default model's MLP shape (256 tokens x 576 x
+    1536); on CUDA at 4096^3, the device's dense peak (at the small shape a GPU only shows launch latency)."""
+    dev = torch.device(device)
+    m, k, n = shape or ((256, 576, 1536) if dev.type == "cpu" else (4096, 4096, 4096))
+    a, b = torch.randn(m, k, device=dev, dtype=dtype), torch.randn(k, n, device=dev, dtype=dtype)
+    inner = 1 if dev.type == "cpu" else 20  # CUDA: queue several products per synchronisation
     for _ in range(5):
         a @ b
-    n, start = 0, time.perf_counter()
+    sync(dev)
+    count, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        a @ b
-        n += 1
-    return 2 * 256 * 576 * 1536 * n / (time.perf_counter() - start)
+        for _ in range(inner):
+            a @ b
+        sync(dev)
+        count += inner
+    return 2 * m * k * n * count / (time.perf_counter() - start)
 
 
 def lora_params(seal: Seal) -> int:
@@ -117,9 +134,14 @@ def run(contexts: int = 4, k: int = 5, repeats: int = 1, seed: int = 0, data: st
     cfg = cfg or SealConfig()
     data = Path(data) if data else (SQUAD if SQUAD.is_file() else SAMPLES)
     passages = [p for p in load_passages(data) if 3 <= len(p.questions)][:contexts]
-    seal = Seal.load(cfg, slots=k)
+    seal = Seal.load(cfg, slots=k * max(1, min(cfg.rest_em.contexts_per_pass, len(passages))))
     dom = KnowledgeDomain()
-    peaks = [matmul_flops()]  # sampled again between phases: a shared machine's speed drifts over minutes
+    dev, dtype = seal.lm.device, next(seal.lm.model.parameters()).dtype
+
+    def peak() -> float:
+        return matmul_flops(device=dev, dtype=dtype)
+
+    peaks = [peak()]  # sampled again between phases: a shared machine's speed drifts over minutes
     n_base = base_params(seal.lm.model)
     # the same self-edits for every procedure
     edits: list[tuple[Passage, list[Example]]] = []
@@ -137,6 +159,7 @@ def run(contexts: int = 4, k: int = 5, repeats: int = 1, seed: int = 0, data: st
         for p, ex in edits:
             t = time.perf_counter()
             tokens += seal.train([TrainJob(0, ex, seed=seed)])[0].tokens
+            sync(dev)
             t_train = time.perf_counter() - t
             t = time.perf_counter()
             acc = seal.evaluate(dom, [(p, 0)])[0].accuracy
@@ -147,34 +170,51 @@ def run(contexts: int = 4, k: int = 5, repeats: int = 1, seed: int = 0, data: st
             train_s += t_train
         return per_edit, evals, gains, tokens, train_s
 
+    per_pass = max(1, min(cfg.rest_em.contexts_per_pass, len(passages)))
+    passes = [list(range(i, min(i + per_pass, len(passages)))) for i in range(0, len(passages), per_pass)]
+
     def timed_batched(engine: str) -> tuple[list[float], list[float], list[float], float, float, str]:
+        """Like ReST-EM's E-step: the K candidates of ``per_pass`` contexts trained in one pass, answered in one
+        batched generation; per edit: the pass's time over its edits."""
         seal.cfg.inner_loop = dataclasses.replace(cfg.inner_loop, engine=engine)
         per_edit, evals, gains, tokens, train_s, used = [], [], [], 0, 0.0, ""
-        for ci, p in enumerate(passages):
-            group = edits[ci * k:(ci + 1) * k]
+        for ctxs in passes:
+            group = [e for ci in ctxs for e in edits[ci * k:(ci + 1) * k]]
             t = time.perf_counter()
             res = seal.train([TrainJob(i, ex, seed=seed) for i, (_, ex) in enumerate(group)])
+            sync(dev)
             t_train = time.perf_counter() - t
             tokens += sum(r.tokens for r in res)
             train_s += t_train
             used = res[0].engine
             t = time.perf_counter()
-            scores = seal.evaluate(dom, [(p, i) for i in range(len(group))])
+            scores = seal.evaluate(dom, [(p, i) for i, (p, _) in enumerate(group)])
             t_eval = time.perf_counter() - t
             per_edit.append((t_train + t_eval) / len(group))
             evals.append(t_eval / len(group))
-            gains += [s.accuracy - baselines[p.id] for s in scores]
+            gains += [s.accuracy - baselines[p.id] for s, (p, _) in zip(scores, group, strict=True)]
         seal.cfg.inner_loop = cfg.inner_loop
         return per_edit, evals, gains, tokens, train_s, used
 
+    def per_context_eval() -> list[float]:
+        """Evaluation alone, one context's K adapters per batch (the adapters of the last batched run)."""
+        out = []
+        for ctxs in passes:
+            for j, ci in enumerate(ctxs):
+                t = time.perf_counter()
+                seal.evaluate(dom, [(edits[ci * k][0], j * k + i) for i in range(k)])
+                out.append((time.perf_counter() - t) / k)
+        return out
+
     med = statistics.median
     single_runs = [timed_single() for _ in range(repeats)]
-    peaks.append(matmul_flops())
+    peaks.append(peak())
     single = single_runs[-1]
     batched_runs = [timed_batched("auto") for _ in range(repeats)]
+    context_evals = per_context_eval()
     forced = timed_batched("sequential" if batched_runs[-1][5] == "batched" else "batched")
     n_lora = lora_params(seal)
-    peaks.append(matmul_flops())
+    peaks.append(peak())
     flops_peak = med(peaks)
 
     def gflops(tokens: float, seconds: float) -> float:
@@ -193,14 +233,19 @@ def run(contexts: int = 4, k: int = 5, repeats: int = 1, seed: int = 0, data: st
         # time), in milliseconds per token, and decided on
         "auto_probe_ms_per_token": dict(zip(("batched", "sequential"), [
             None if t is None else 1000 * t for t in AUTO_PROBES.get(
-                probe_key(seal.bank, k, cfg.inner_loop.batch_tokens), (None, None))], strict=True)),
+                probe_key(seal.bank, k * len(passes[0]), cfg.inner_loop.batch_tokens), (None, None))],
+            strict=True)),
         "batched_s_per_edit": med([x for r in batched_runs for x in r[0]]),
         "batched_eval_s": med([x for r in batched_runs for x in r[1]]),
         "batched_gain": statistics.fmean(batched_runs[-1][2]),
+        "contexts_per_pass": per_pass,
+        # the same adapters answered one context (K adapters) per batch, as with contexts_per_pass = 1
+        "batched_per_context_eval_s": med(context_evals),
         "other_engine": forced[5],
         "other_engine_s_per_edit": med(forced[0]),
         "other_engine_gain": statistics.fmean(forced[2]),
         "matmul_gflops": flops_peak / 1e9,
+        "matmul_dtype": str(dtype).removeprefix("torch."),
         "matmul_gflops_samples": [p / 1e9 for p in peaks],
         "single_train_gflops": gflops(single[3], single[4]),
         "batched_train_gflops": gflops(sum(r[3] for r in batched_runs), sum(r[4] for r in batched_runs)),
@@ -210,6 +255,7 @@ def run(contexts: int = 4, k: int = 5, repeats: int = 1, seed: int = 0, data: st
     out["flops_utilisation"] = out["batched_train_gflops"] / out["matmul_gflops"]
     out["single_flops_utilisation"] = out["single_train_gflops"] / out["matmul_gflops"]
     out["eval_speedup"] = out["single_eval_s"] / out["batched_eval_s"]
+    out["per_context_eval_speedup"] = out["single_eval_s"] / out["batched_per_context_eval_s"]
     if reference:
         # one edit, one epoch, through PEFT + Trainer + padding to 2048, scaled to the epoch count
         _, ex = edits[0]
@@ -230,6 +276,7 @@ def run(contexts: int = 4, k: int = 5, repeats: int = 1, seed: int = 0, data: st
         out["speedup_batched_vs_reference"] = out["reference_s_per_edit"] / out["batched_s_per_edit"]
         out["speedup_single_vs_reference"] = out["reference_s_per_edit"] / out["single_s_per_edit"]
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    if torch.cuda.is_available():
-        out["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    if dev.type == "cuda":
+        out["gpu"] = torch.cuda.get_device_name(dev)
+        out["peak_cuda_mb"] = torch.cuda.max_memory_allocated(dev) / 2**20
     return out

@@ -12,7 +12,7 @@ K jobs can train together (``engine="batched"``): row k goes through adapter k, 
 adapter's own mean token loss, AdamW state and step counts are per adapter, gradients are clipped per
 adapter, and an adapter with no data left (or a NaN loss) is not stepped. Each adapter therefore follows
 exactly the trajectory it would follow alone (``engine="sequential"``), up to float rounding. On Llama-family
-models the K rows of a batched step run unpadded, end to end as one token stream (``seal.unpadded``)::
+models on CPU the K rows of a batched step run unpadded, end to end as one token stream (``seal.unpadded``)::
 
     jobs = [TrainJob(slot=k, examples=[Example("", text) for text in seqs_k], seed=7) for k, seqs_k in ...]
     results = train_adapters(bank, tokenizer, jobs, InnerLoopConfig(epochs=5, lr=1e-3))
@@ -344,7 +344,9 @@ def _train_group(bank, tokenizer, jobs, cfg, device, results, progress, engine) 
         plans[j.slot] = schedule(seqs, cfg.epochs, cfg.batch_tokens, j.seed)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     n_steps = max((len(p) for p in plans.values()), default=0)
-    stream = cfg.unpadded and streams(bank.model)
+    # on CUDA a step is launch-bound, and the stream's per-row attention and per-span LoRA launches cost more
+    # than padding does (H200: 0.90 vs 0.42 ms per token, bench/results/h200-train-step.json)
+    stream = cfg.unpadded and device.type == "cpu" and streams(bank.model)
     mode, timings = ("batched" if engine == PROBE else engine), {}
     was_training = bank.model.training
     bank.model.train()  # no dropout in LoRA; base modules have dropout 0 in these models

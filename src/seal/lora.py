@@ -22,8 +22,10 @@ Adapters save as PEFT-format safetensors (``lora_A.weight [r, d_in]``, ``lora_B.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import math
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -52,14 +54,40 @@ class _Router:
     def __init__(self) -> None:
         self.ids: int | torch.Tensor | None = None
         self.block = 0
-        """``g`` > 0 when ``ids`` is every slot 0..K-1 in order, each on ``g`` consecutive rows (``g = 1``: row k
-        through slot k, as in batched training; ``g`` = questions per adapter, as in batched evaluation)."""
+        """``g`` > 0 when ``ids`` are rows sorted by slot within slots ``lo..lo+n-1``, at most ``g`` rows per slot
+        (``g = 1``: row k through slot lo+k, as in batched training; ``g`` = questions per adapter, as in batched
+        evaluation); see ``_blocks``."""
+        self.lo, self.n = 0, 0
+        self.places: torch.Tensor | None = None
+        """With unequal blocks: each row's place in ``n`` zero-padded blocks of ``block`` rows (``_blocks``)."""
         self.onehot: torch.Tensor | None = None
         """``[rows, K]``: 1 at each row's slot, all zero for rows on the base model."""
         self.spans: list[tuple[int, int, int]] | None = None
         """``(slot, start, end)`` spans covering a one-row token stream in order (unpadded batched training)."""
         self.offs: torch.Tensor | None = None
         """Span ends per slot 0..K-1 (int32) when the spans are in slot order, for ``torch._grouped_mm``."""
+
+
+def _blocks(ids: list[int]) -> tuple[int, int, int, list[int] | None] | None:
+    """How rows sorted by slot map onto ``n`` blocks of ``g`` rows for slots ``lo..lo+n-1``: ``(g, lo, n,
+    places)``. ``places`` is None when every slot of the range has exactly ``g`` consecutive rows (the rows are
+    the blocks); otherwise it gives each row's place in the padded blocks (a slot's j-th row at
+    ``(slot - lo) * g + j``). None when the rows are not sorted by slot, include base-model rows (-1), or the
+    padding would more than double them."""
+    if not ids or ids[0] < 0 or any(b < a for a, b in itertools.pairwise(ids)):
+        return None
+    lo, n = ids[0], ids[-1] - ids[0] + 1
+    counts = Counter(ids)
+    g = max(counts.values())
+    if n * g > 2 * len(ids):
+        return None
+    if len(counts) == n and min(counts.values()) == g:
+        return g, lo, n, None
+    places, seen = [], Counter()
+    for k in ids:
+        places.append((k - lo) * g + seen[k])
+        seen[k] += 1
+    return g, lo, n, places
 
 
 class LoRALinear(nn.Module):
@@ -103,11 +131,19 @@ class LoRALinear(nn.Module):
             xa = xf.reshape(-1, x.shape[-1]) @ self.A[ids]
             out = torch.addmm(y.reshape(-1, y.shape[-1]).to(self.A.dtype), xa, self.B[ids], alpha=self.scale)
         elif self.router.block:
-            # every slot in order on equal blocks of rows (batched training, batched evaluation): the stacked
-            # weights as they are, one batched matmul per factor, no gather and no wasted rank
-            k = self.A.shape[0]
-            xa = torch.bmm(xf.reshape(k, -1, x.shape[-1]), self.A)
-            out = torch.baddbmm(y.reshape(k, -1, y.shape[-1]).to(self.A.dtype), xa, self.B, alpha=self.scale)
+            # rows sorted by slot, slots lo..lo+k-1 (batched training, batched evaluation): a slice of the stacked
+            # weights (a view), one batched matmul per factor, no gather and no wasted rank
+            r = self.router
+            lo, k, places = r.lo, r.n, r.places
+            a, b = self.A[lo:lo + k], self.B[lo:lo + k]
+            if places is None:  # each slot on g consecutive rows: the rows are the blocks
+                xa = torch.bmm(xf.reshape(k, -1, x.shape[-1]), a)
+                out = torch.baddbmm(y.reshape(k, -1, y.shape[-1]).to(self.A.dtype), xa, b, alpha=self.scale)
+            else:  # unequal blocks (questions per passage differ): rows placed into k zero-padded blocks of g
+                xb = xf.new_zeros(k * r.block, *x.shape[1:]).index_copy_(0, places, xf)
+                delta = torch.bmm(torch.bmm(xb.reshape(k, -1, x.shape[-1]), a), b)
+                delta = delta.reshape(k * r.block, *y.shape[1:]).index_select(0, places)
+                out = torch.add(y.to(self.A.dtype), delta, alpha=self.scale)
         else:
             # any per-row routing: all K adapters side by side as one rank-K*r adapter, each row keeping only
             # its own slot's block (a one-hot over slots; all zero for base rows). Two plain matmuls, no
@@ -306,8 +342,8 @@ class AdapterBank:
         if [s for s, _ in spans] != [0] + [e for _, e in spans][:-1]:
             raise ValueError(f"spans must cover the stream in order: {list(spans)}")
         r = self.router
-        prev = (r.ids, r.onehot, r.block, r.spans, r.offs)
-        r.ids, r.onehot, r.block, r.offs = -1, None, 0, None
+        prev = (r.ids, r.onehot, r.block, r.lo, r.n, r.places, r.spans, r.offs)
+        r.ids, r.onehot, r.block, r.places, r.offs = -1, None, 0, None, None
         r.spans = [(int(k), int(s), int(e)) for k, (s, e) in zip(slots, spans, strict=True)]
         dev = next(iter(self.layers.values())).A.device
         if _GROUPED_MM and dev.type == "cpu" and list(slots) == sorted(set(slots)):
@@ -320,14 +356,14 @@ class AdapterBank:
         try:
             yield
         finally:
-            r.ids, r.onehot, r.block, r.spans, r.offs = prev
+            r.ids, r.onehot, r.block, r.lo, r.n, r.places, r.spans, r.offs = prev
 
     @contextlib.contextmanager
     def route(self, ids: Route) -> Iterator[None]:
         """Route forward passes: ``None`` (or -1) = base, an int = that slot for all rows, a sequence = per row."""
         r = self.router
-        prev = (r.ids, r.onehot, r.block, r.spans, r.offs)
-        r.block, r.onehot, r.spans, r.offs = 0, None, None, None
+        prev = (r.ids, r.onehot, r.block, r.lo, r.n, r.places, r.spans, r.offs)
+        r.block, r.onehot, r.places, r.spans, r.offs = 0, None, None, None, None
         if ids is None or isinstance(ids, int):
             r.ids = None if ids is None or ids < 0 else ids  # -1 is the base model, never the last slot
         else:
@@ -341,8 +377,9 @@ class AdapterBank:
                     raise IndexError(f"adapter slot {int(t.max())} does not exist ({self.slots} slots)")
                 dev = next(iter(self.layers.values())).A.device
                 r.ids = t.to(dev)
-                g = len(t) // self.slots
-                r.block = g if g and t.tolist() == [k for k in range(self.slots) for _ in range(g)] else 0
+                blocks = _blocks(t.tolist())
+                r.block, r.lo, r.n, places = blocks or (0, 0, 0, None)
+                r.places = None if places is None else torch.tensor(places, device=dev)
                 onehot = torch.zeros(len(t), self.slots, dtype=torch.float32)
                 rows = torch.nonzero(t >= 0).flatten()
                 onehot[rows, t[rows]] = 1.0
@@ -350,4 +387,4 @@ class AdapterBank:
         try:
             yield
         finally:
-            r.ids, r.onehot, r.block, r.spans, r.offs = prev
+            r.ids, r.onehot, r.block, r.lo, r.n, r.places, r.spans, r.offs = prev

@@ -3,7 +3,9 @@
 Each round, on fresh contexts (disjoint across rounds):
 
 * **E-step** — for each context sample ``samples`` self-edits from the current policy; apply each with the
-  inner loop (``repeats`` seeds); reward = accuracy after the update minus the cached baseline accuracy.
+  inner loop (``repeats`` seeds); reward = accuracy after the update minus the cached baseline accuracy. The
+  self-edits of ``contexts_per_pass`` contexts train as one batch of adapters and answer in one batched
+  generation (same rewards as one context at a time, in fewer, fuller passes).
 * **Selection** — ``best-positive`` (default): the best of k, kept only if its reward is > 0 (the reference
   code kept winners that did not beat the baseline; we do not). ``all-positive`` and ``best`` are options.
 * **M-step** — SFT of the policy adapter on (self-edit prompt -> kept self-edit), loss on the self-edit only;
@@ -118,7 +120,7 @@ def train_knowledge(seal: Seal, passages: list[Passage], run_dir: str | Path, *,
     _prepare_run_dir(run_dir, config, resume)
     fmt = seal.cfg.self_edit.format if seal.cfg.self_edit.format != "passage" else "implications"
     dom = KnowledgeDomain(seal.cfg.self_edit.include_passage, seal.cfg.self_edit.max_sequences)
-    seal.bank.ensure_slots(1 + cfg.samples * cfg.repeats)
+    seal.bank.ensure_slots(1 + cfg.samples * cfg.repeats * min(cfg.contexts_per_pass, cfg.contexts))
     done = {(r["round"], r["context"], r["sample"], r["repeat"]): r for r in read_jsonl(run_dir / "samples.jsonl")}
     contexts = round_contexts(passages, cfg.contexts, cfg.rounds, cfg.seed)
     has_policy = False
@@ -135,22 +137,26 @@ def train_knowledge(seal: Seal, passages: list[Passage], run_dir: str | Path, *,
         kept: list[tuple[Passage, str]] = []
         all_rewards: list[float] = []
         failures = 0
-        for ci, ctx in enumerate(contexts[rnd - 1]):
+        ctxs = list(enumerate(contexts[rnd - 1]))
+        for start in range(0, len(ctxs), cfg.contexts_per_pass):
+            chunk = ctxs[start:start + cfg.contexts_per_pass]
             if progress:
-                progress(f"round {rnd}/{cfg.rounds}: context {ci + 1}/{cfg.contexts}")
-            if not all((ci, s) in texts_log for s in range(cfg.samples)):
-                seed = cfg.seed * 1_000_003 + rnd * 10_007 + ci
-                texts = seal.write_self_edits(dom, [(ctx, fmt)], n=cfg.samples, seed=seed,
-                                              policy_slot=POLICY_SLOT if has_policy else None)[0]
-                for s, text in enumerate(texts):
-                    _write(append_jsonl, rdir / "self_edits.jsonl", {"context": ci, "sample": s, "text": text})
-                    texts_log[(ci, s)] = text
-            base = seal.baseline(dom, ctx)
-            rewards = _e_step(seal, dom, ctx, rnd, ci, [texts_log[(ci, s)] for s in range(cfg.samples)], fmt,
-                              base.accuracy, done, run_dir)
-            failures += sum(r is None for r in rewards)
-            all_rewards += [r for r in rewards if r is not None]
-            kept += [(ctx, texts_log[(ci, i)]) for i in select(rewards, cfg.selection)]
+                progress(f"round {rnd}/{cfg.rounds}: contexts {start + 1}-{start + len(chunk)}/{cfg.contexts}")
+            for ci, ctx in chunk:  # each context's self-edits from its own seed, whatever the pass size
+                if not all((ci, s) in texts_log for s in range(cfg.samples)):
+                    seed = cfg.seed * 1_000_003 + rnd * 10_007 + ci
+                    texts = seal.write_self_edits(dom, [(ctx, fmt)], n=cfg.samples, seed=seed,
+                                                  policy_slot=POLICY_SLOT if has_policy else None)[0]
+                    for s, text in enumerate(texts):
+                        _write(append_jsonl, rdir / "self_edits.jsonl", {"context": ci, "sample": s, "text": text})
+                        texts_log[(ci, s)] = text
+            bases = seal.baselines(dom, [ctx for _, ctx in chunk])
+            items = [(ci, ctx, [texts_log[(ci, s)] for s in range(cfg.samples)], base.accuracy)
+                     for (ci, ctx), base in zip(chunk, bases, strict=True)]
+            for (ci, ctx), rewards in zip(chunk, _e_step(seal, dom, rnd, items, fmt, done, run_dir), strict=True):
+                failures += sum(r is None for r in rewards)
+                all_rewards += [r for r in rewards if r is not None]
+                kept += [(ctx, texts_log[(ci, i)]) for i in select(rewards, cfg.selection)]
         # M-step
         policy_loss = None
         if kept:
@@ -180,46 +186,53 @@ def train_knowledge(seal: Seal, passages: list[Passage], run_dir: str | Path, *,
     return {"rounds": summaries, "run_dir": str(run_dir)}
 
 
-def _e_step(seal: Seal, dom: KnowledgeDomain, ctx: Passage, rnd: int, ci: int, texts: list[str], fmt: str,
-            baseline: float, done: dict, run_dir: Path) -> list[float | None]:
-    """Inner loop + reward for every (sample, repeat) of one context not already logged; mean reward per sample."""
+def _e_step(seal: Seal, dom: KnowledgeDomain, rnd: int, items: list[tuple[int, Passage, list[str], float]],
+            fmt: str, done: dict, run_dir: Path) -> list[list[float | None]]:
+    """Inner loop + reward for every (sample, repeat) not already logged of the ``items`` (context index,
+    passage, its self-edit texts, its baseline accuracy), all trained in one pass and answered in one batched
+    generation; per context, the mean reward of each sample."""
     cfg = seal.cfg.rest_em
-    jobs, keys, parse_errors = [], [], {}
-    for s, text in enumerate(texts):
-        try:
-            examples = dom.parse_self_edit(ctx, text, fmt).examples
-        except SelfEditError as exc:
-            parse_errors[s] = str(exc)
-            examples = None
-        for rep in range(cfg.repeats):
-            key = (rnd, ci, s, rep)
-            if key in done:
-                continue
-            if examples is None:
-                rec = _record(key, ctx, None, None, baseline, f"unusable self-edit: {parse_errors[s]}")
-                _write(append_jsonl, run_dir / "samples.jsonl", rec)
-                done[key] = rec
-                continue
-            slot = 1 + len(jobs)
-            jobs.append(TrainJob(slot, examples, seed=cfg.seed * 7919 + rep))
-            keys.append(key)
+    jobs, keys, ctx_of = [], [], {}
+    for ci, ctx, texts, baseline in items:
+        for s, text in enumerate(texts):
+            try:
+                examples, error = dom.parse_self_edit(ctx, text, fmt).examples, None
+            except SelfEditError as exc:
+                examples, error = None, str(exc)
+            for rep in range(cfg.repeats):
+                key = (rnd, ci, s, rep)
+                if key in done:
+                    continue
+                if examples is None:
+                    rec = _record(key, ctx, None, None, baseline, f"unusable self-edit: {error}")
+                    _write(append_jsonl, run_dir / "samples.jsonl", rec)
+                    done[key] = rec
+                    continue
+                slot = 1 + len(jobs)  # slot 0 is the policy
+                jobs.append(TrainJob(slot, examples, seed=cfg.seed * 7919 + rep))
+                keys.append(key)
+                ctx_of[key] = (ctx, baseline)
     if jobs:
         results = seal.train(jobs)
         ok = [(k, j, r) for k, j, r in zip(keys, jobs, results, strict=True) if not r.failed]
-        scores = seal.evaluate(dom, [(ctx, j.slot) for _, j, _ in ok])
+        scores = seal.evaluate(dom, [(ctx_of[k][0], j.slot) for k, j, _ in ok])
         by_key = {k: s for (k, _, _), s in zip(ok, scores, strict=True)}
         for key, res in zip(keys, results, strict=True):
+            ctx, baseline = ctx_of[key]
             sc = by_key.get(key)
             rec = _record(key, ctx, sc.accuracy if sc else None, (sc.accuracy - baseline) if sc else None,
                           baseline, res.failed, steps=res.steps, loss=res.final_loss,
                           answers=sc.answers if sc else None)
             _write(append_jsonl, run_dir / "samples.jsonl", rec)
             done[key] = rec
-    rewards: list[float | None] = []
-    for s in range(len(texts)):
-        rs = [done[(rnd, ci, s, rep)]["reward"] for rep in range(cfg.repeats)]
-        rewards.append(None if any(r is None for r in rs) else statistics.fmean(rs))
-    return rewards
+    out = []
+    for ci, _, texts, _ in items:
+        rewards: list[float | None] = []
+        for s in range(len(texts)):
+            rs = [done[(rnd, ci, s, rep)]["reward"] for rep in range(cfg.repeats)]
+            rewards.append(None if any(r is None for r in rs) else statistics.fmean(rs))
+        out.append(rewards)
+    return out
 
 
 def _record(key, ctx: Passage, accuracy, reward, baseline, failed, **extra) -> dict[str, Any]:
