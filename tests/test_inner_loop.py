@@ -418,3 +418,17 @@ def test_greedy_decoding_drops_finished_rows_and_matches_generate(tiny_lm):
     assert got == want
     lengths = {len(tok(a, add_special_tokens=False)["input_ids"]) for a in got}
     assert len(lengths) > 1  # rows really ended at different steps
+
+
+def test_generation_batches_are_even_and_bounded():
+    from seal.generate import _batches
+
+    order = list(range(70))
+    assert [len(b) for b in _batches(order, [10] * 70, 64, 10**6)] == [35, 35]  # not 64 + 6
+    assert _batches(order[:5], [10] * 5, 64, 10**6) == [order[:5]]
+    lengths = [10] * 60 + [1000] * 10  # sorted by length: the long prompts come last
+    batches = _batches(order, lengths, 128, 4000)
+    assert sorted(i for b in batches for i in b) == order and [i for b in batches for i in b] == order
+    assert all(len(b) * max(lengths[i] for i in b) <= 4000 or len(b) == 1 for b in batches)
+    assert _batches([0], [10**6], 8, 10) == [[0]]  # one row always fits
+    assert _batches([], [], 8, 10) == []

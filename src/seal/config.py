@@ -161,9 +161,13 @@ class EvalConfig:
     batch_size: int = 128
     """Most rows per generation batch: the K candidates' questions of several contexts fit in one batch (a
     decode step on CPU costs about twice as much for 45 rows as for 3)."""
+    batch_tokens: int = 32768
+    """Most prompt tokens per generation batch (rows x longest prompt): bounds the KV cache for long prompts
+    (ARC); about 1.5 GB on the default model."""
 
     def __post_init__(self) -> None:
         _typecheck(self, "eval")
+        _check(self.batch_size >= 1 and self.batch_tokens >= 1, "eval.batch_size/batch_tokens must be >= 1")
         _check(self.grader in ("lexical", "judge"), f"eval.grader: {self.grader!r}")
         _check(1 <= self.answer_tokens <= 512, "eval.answer_tokens must be in [1, 512]")
         _check(0 < self.f1_threshold <= 1, "eval.f1_threshold must be in (0, 1]")

@@ -35,7 +35,8 @@ class Seal:
     def __init__(self, lm: LoadedModel, cfg: SealConfig, grader: Grader | None = None, slots: int = 1) -> None:
         self.lm, self.cfg = lm, cfg
         self.bank = AdapterBank.attach(lm.model, cfg.lora, slots)
-        self.generator = TransformersGenerator(lm, self.bank, cfg.eval.batch_size)
+        self.generator = TransformersGenerator(lm, self.bank, cfg.eval.batch_size,
+                                               cfg.eval.batch_tokens)
         self.grader = grader or make_grader(cfg.eval.grader, f1_threshold=cfg.eval.f1_threshold,
                                             url=cfg.eval.judge_url, model=cfg.eval.judge_model)
         self._baselines: dict[tuple[str, str], Score] = {}

@@ -39,8 +39,9 @@ class TransformersGenerator:
     min_shared = 8
     """Shortest common prompt prefix worth running once per adapter instead of once per row."""
 
-    def __init__(self, lm: LoadedModel, bank: AdapterBank | None = None, batch_size: int = 16) -> None:
-        self.lm, self.bank, self.batch_size = lm, bank, batch_size
+    def __init__(self, lm: LoadedModel, bank: AdapterBank | None = None, batch_size: int = 16,
+                 batch_tokens: int = 32768) -> None:
+        self.lm, self.bank, self.batch_size, self.batch_tokens = lm, bank, batch_size, batch_tokens
         params = inspect.signature(type(lm.model).forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
         self._keep_kw = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
@@ -70,11 +71,7 @@ class TransformersGenerator:
         if seed is not None:
             torch.manual_seed(seed)
         done = 0
-        # batches of equal size (70 prompts at batch_size 64: 35 + 35, not 64 + 6): a decode step costs about
-        # the same for a few rows as for many, so a small remainder batch would cost nearly a full one
-        size = -(-len(order) // -(-len(order) // self.batch_size)) if order else 1
-        for start in range(0, len(order), size):
-            idx = order[start:start + size]
+        for idx in _batches(order, [len(e) for e in encoded], self.batch_size, self.batch_tokens):
             if isinstance(adapters, list):
                 # adapter-major inside the batch (padding is the same): K adapters with the same questions then
                 # form equal blocks of rows, which the bank runs as one batched matmul without wasted rank
@@ -186,6 +183,26 @@ def _head_logits(head: torch.nn.Linear, hidden: torch.Tensor) -> torch.Tensor:
         padded = torch.cat([hidden, hidden.new_zeros(16 - rows, hidden.shape[1])])
         return head(padded)[:rows]
     return head(hidden)
+
+
+def _batches(order: list[int], lengths: list[int], max_rows: int, max_tokens: int) -> list[list[int]]:
+    """``order`` (prompts sorted by length) cut into batches of equal size, at most ``max_rows`` rows, each
+    halved until rows x its longest prompt fit ``max_tokens`` (a single row always fits). Equal sizes: 70
+    prompts at 64 rows are 35 + 35, not 64 + 6, since a decode step costs about as much for 6 rows as for 35."""
+    if not order:
+        return []
+    n = -(-len(order) // max_rows)
+    size = -(-len(order) // n)
+    todo = [order[i:i + size] for i in range(0, len(order), size)]
+    out = []
+    while todo:
+        batch = todo.pop(0)
+        if len(batch) > 1 and len(batch) * max(lengths[i] for i in batch) > max_tokens:
+            half = (len(batch) + 1) // 2
+            todo[:0] = [batch[:half], batch[half:]]
+        else:
+            out.append(batch)
+    return out
 
 
 def _common_prefix(seqs: list[list[int]]) -> int:
