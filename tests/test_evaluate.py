@@ -35,7 +35,8 @@ def test_single_trains_a_fresh_adapter_per_passage_and_method(tiny_lm, sample_pa
     seal.train = lambda jobs, progress=None: calls.append(jobs) or real(jobs, progress)
     result = evaluate_knowledge(seal, sample_passages[:2], ["base", "passage", "implications"])
     d = result.as_dict()
-    assert len(calls) == 2 and all(1 <= len(jobs) <= 2 for jobs in calls)  # one call per passage
+    assert len(calls) == 1 and 2 <= len(calls[0]) <= 4  # both passages in one pass (eval.passages_per_pass)
+    assert len({job.slot for job in calls[0]}) == len(calls[0])  # a fresh adapter per passage and method
     assert all(job.reset for jobs in calls for job in jobs)
     assert d["passage"]["edits"] == 2 and d["passage"]["n_questions"] == 10
     assert d["implications"]["n_questions"] == 10  # an unusable self-edit still counts its questions (as base)
@@ -45,3 +46,33 @@ def test_single_trains_a_fresh_adapter_per_passage_and_method(tiny_lm, sample_pa
 def test_unknown_method_is_refused(tiny_lm, sample_passages):
     with pytest.raises(ValueError, match="unknown method"):
         evaluate_knowledge_cpt(_seal(tiny_lm), sample_passages[:1], ["base", "policy"])
+
+
+def test_passages_per_pass_changes_no_score(tiny_lm, sample_passages, tmp_path):
+    """Several passages per pass give each (passage, method) the same adapter, answers and records as one
+    passage per pass."""
+    import dataclasses
+    import json
+
+    def run(per_pass):
+        seal = _seal(tiny_lm)
+        seal.cfg.eval = dataclasses.replace(seal.cfg.eval, passages_per_pass=per_pass)
+        calls = []
+        real = seal.train
+        seal.train = lambda jobs, progress=None: calls.append(len(jobs)) or real(jobs, progress)
+        log = tmp_path / f"p{per_pass}.jsonl"
+        result = evaluate_knowledge(seal, sample_passages[:3], ["base", "passage", "implications"], log_path=log)
+        seal.bank.detach()
+        records = [json.loads(line) for line in log.read_text().splitlines()]
+        for r in records:
+            for m in ("passage", "implications"):
+                r.get(m, {}).pop("final_loss", None)
+        return calls, result.as_dict(), records
+
+    one_calls, one, one_records = run(1)
+    many_calls, many, many_records = run(2)
+    assert len(one_calls) == 3 and len(many_calls) == 2
+    for m in one:
+        assert {k: v for k, v in one[m].items() if "s_" not in k} == \
+            {k: v for k, v in many[m].items() if "s_" not in k}
+    assert one_records == many_records

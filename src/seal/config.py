@@ -164,10 +164,14 @@ class EvalConfig:
     batch_tokens: int = 32768
     """Most prompt tokens per generation batch (rows x longest prompt): bounds the KV cache for long prompts
     (ARC); about 1.5 GB on the default model."""
+    passages_per_pass: int = 4
+    """Passages of the single-passage protocol (``seal evaluate knowledge``) whose methods train together and
+    answer in one batched generation; each still gets its own fresh adapters, so scores do not depend on it."""
 
     def __post_init__(self) -> None:
         _typecheck(self, "eval")
-        _check(self.batch_size >= 1 and self.batch_tokens >= 1, "eval.batch_size/batch_tokens must be >= 1")
+        _check(self.batch_size >= 1 and self.batch_tokens >= 1 and self.passages_per_pass >= 1,
+               "eval.batch_size/batch_tokens/passages_per_pass must be >= 1")
         _check(self.grader in ("lexical", "judge"), f"eval.grader: {self.grader!r}")
         _check(1 <= self.answer_tokens <= 512, "eval.answer_tokens must be in [1, 512]")
         _check(0 < self.f1_threshold <= 1, "eval.f1_threshold must be in (0, 1]")

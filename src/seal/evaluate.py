@@ -3,8 +3,8 @@ the passage, accuracy per method.
 
 Methods: ``base`` (no update), ``passage`` (train on the passage only), ``implications``, ``rewrite``,
 ``self-qa`` (the model's own self-edit of that format, plus the passage), and ``policy`` (implications written
-by a ReST-EM-trained policy adapter, see ``rest_em.py``). All methods of one passage train together (one
-adapter slot each) and answer in one batched generation::
+by a ReST-EM-trained policy adapter, see ``rest_em.py``). All methods of ``eval.passages_per_pass`` passages
+train together (one adapter slot each per passage) and answer in one batched generation::
 
     seal = Seal.load(cfg, slots=4)
     result = evaluate_knowledge(seal, passages[:10], ["base", "passage", "implications"])
@@ -92,52 +92,60 @@ def evaluate_knowledge(seal: Seal, passages: list[Passage], methods: list[str], 
     """
     policies, writers = policies or {}, writers or {}
     dom, fmt_of, trained, slots, result = _setup(seal, methods, policies, writers)
+    per_pass = max(1, min(seal.cfg.eval.passages_per_pass, len(passages)))
+    if trained:
+        seal.bank.ensure_slots(max(slots.values()) + 1 + (per_pass - 1) * len(trained))
     start = time.perf_counter()
-    for pi, passage in enumerate(passages):
-        record: dict[str, Any] = {"passage": passage.id, "title": passage.title}
-        base = seal.baseline(dom, passage)
-        record["base"] = {"accuracy": base.accuracy, "answers": base.answers}
-        if "base" in methods:
-            _add(result.methods["base"], base.verdicts)
-        # 1. self-edits for every generated method, in one batched call per writer (base model or policy)
-        t0 = time.perf_counter()
-        texts = _write_self_edits(seal, dom, passage, trained, policies, writers, seed * 100_003 + pi, fmt_of)
-        write_s = time.perf_counter() - t0
-        # 2. inner loop: a fresh adapter per method, reset in place from the same seed
-        jobs, ok = [], []
-        for m in trained:
-            try:
-                parsed = dom.parse_self_edit(passage, texts.get(m, ""), fmt_of(m))
-            except SelfEditError as exc:
-                result.methods[m].failed_edits += 1
-                record[m] = {"error": str(exc), "self_edit": texts.get(m, "")}
-                _add(result.methods[m], base.verdicts)  # an unusable edit leaves the model unchanged
-                continue
-            jobs.append(TrainJob(slot=slots[m], examples=parsed.examples, seed=seed))
-            ok.append(m)
+    indexed = list(enumerate(passages))
+    for first in range(0, len(indexed), per_pass):
+        chunk = indexed[first:first + per_pass]
+        bases = seal.baselines(dom, [p for _, p in chunk])
+        records: list[dict[str, Any]] = []
+        jobs, ok, write_s = [], [], {}
+        for j, (pi, passage) in enumerate(chunk):
+            base = bases[j]
+            record: dict[str, Any] = {"passage": passage.id, "title": passage.title,
+                                      "base": {"accuracy": base.accuracy, "answers": base.answers}}
+            records.append(record)
+            if "base" in methods:
+                _add(result.methods["base"], base.verdicts)
+            # 1. self-edits for every generated method, in one batched call per writer (base model or policy)
+            t0 = time.perf_counter()
+            texts = _write_self_edits(seal, dom, passage, trained, policies, writers, seed * 100_003 + pi, fmt_of)
+            write_s[j] = (time.perf_counter() - t0) / max(len(texts), 1)
+            # 2. inner loop: a fresh adapter per (passage, method), reset in place from the same seed; the
+            # passages of a pass train together and answer in one batched generation
+            for m in trained:
+                try:
+                    parsed = dom.parse_self_edit(passage, texts.get(m, ""), fmt_of(m))
+                except SelfEditError as exc:
+                    result.methods[m].failed_edits += 1
+                    record[m] = {"error": str(exc), "self_edit": texts.get(m, "")}
+                    _add(result.methods[m], base.verdicts)  # an unusable edit leaves the model unchanged
+                    continue
+                slot = slots[m] + j * len(trained)
+                jobs.append(TrainJob(slot=slot, examples=parsed.examples, seed=seed))
+                ok.append((j, m, slot, texts.get(m, ""), m in texts))
         train_results = seal.train(jobs) if jobs else []
         t1 = time.perf_counter()
-        scores = seal.evaluate(dom, [(passage, slots[m]) for m in ok])
+        scores = seal.evaluate(dom, [(chunk[j][1], slot) for j, _, slot, _, _ in ok])
         eval_s = time.perf_counter() - t1
-        for m, tr, sc in zip(ok, train_results, scores, strict=True):
+        for (j, m, _, text, written), tr, sc in zip(ok, train_results, scores, strict=True):
             stats = result.methods[m]
-            if tr.failed:
-                stats.failed_edits += 1
-                sc_verdicts = base.verdicts
-            else:
-                sc_verdicts = sc.verdicts
-            _add(stats, sc_verdicts)
+            _add(stats, bases[j].verdicts if tr.failed else sc.verdicts)
+            stats.failed_edits += bool(tr.failed)
             stats.edits += 1
             stats.train_s += tr.seconds
             stats.eval_s += eval_s / len(ok)
-            stats.write_s += write_s / max(len(texts), 1) if m in texts else 0.0
-            record[m] = {"accuracy": sc.accuracy, "answers": sc.answers, "self_edit": texts.get(m, ""),
-                         "train_steps": tr.steps, "final_loss": tr.final_loss, "failed": tr.failed}
-        result.passages += 1
-        if log_path is not None:
-            append_jsonl(log_path, record)
-        if progress is not None:
-            progress(pi + 1, len(passages))
+            stats.write_s += write_s[j] if written else 0.0
+            records[j][m] = {"accuracy": sc.accuracy, "answers": sc.answers, "self_edit": text,
+                             "train_steps": tr.steps, "final_loss": tr.final_loss, "failed": tr.failed}
+        for (pi, _), record in zip(chunk, records, strict=True):
+            result.passages += 1
+            if log_path is not None:
+                append_jsonl(log_path, record)
+            if progress is not None:
+                progress(pi + 1, len(passages))
     result.wall_s = time.perf_counter() - start
     return result
 
