@@ -61,11 +61,18 @@ def run_config(seal: Seal, data_source: str) -> dict[str, Any]:
     return json.loads(json.dumps(cfg))  # the form it has once saved (tuples become lists)
 
 
+EXECUTION_ONLY = {"model": ("threads", "device"), "rest_em": ("contexts_per_pass",),
+                  "eval": ("batch_size", "batch_tokens", "passages_per_pass")}
+"""Config fields that change how a run executes, not its results: they may differ on resume."""
+
+
 def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
-    """The parts of a run config that must not change on resume (threads/device may)."""
+    """The parts of a run config that must not change on resume (``EXECUTION_ONLY`` fields may)."""
     c = {k: v for k, v in cfg.items() if k != "seal"}
     s = dict(cfg["seal"])
-    s["model"] = {k: v for k, v in s["model"].items() if k not in ("threads", "device")}
+    for section, fields in EXECUTION_ONLY.items():
+        if section in s:
+            s[section] = {k: v for k, v in s[section].items() if k not in fields}
     c["seal"] = s
     return c
 
