@@ -47,12 +47,11 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def matmul_flops(seconds: float = 2.0, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
-                 shape: tuple[int, int, int] | None = None) -> float:
+def matmul_flops(seconds: float = 2.0, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> float:
     """Matmul FLOP/s of this machine in ``dtype``: on CPU at the default model's MLP shape (256 tokens x 576 x
     1536); on CUDA at 4096^3, the device's dense peak (at the small shape a GPU only shows launch latency)."""
     dev = torch.device(device)
-    m, k, n = shape or ((256, 576, 1536) if dev.type == "cpu" else (4096, 4096, 4096))
+    m, k, n = (256, 576, 1536) if dev.type == "cpu" else (4096, 4096, 4096)
     a, b = torch.randn(m, k, device=dev, dtype=dtype), torch.randn(k, n, device=dev, dtype=dtype)
     inner = 1 if dev.type == "cpu" else 20  # CUDA: queue several products per synchronisation
     for _ in range(5):
@@ -134,7 +133,9 @@ def run(contexts: int = 4, k: int = 5, repeats: int = 1, seed: int = 0, data: st
     cfg = cfg or SealConfig()
     data = Path(data) if data else (SQUAD if SQUAD.is_file() else SAMPLES)
     passages = [p for p in load_passages(data) if 3 <= len(p.questions)][:contexts]
-    seal = Seal.load(cfg, slots=k * max(1, min(cfg.rest_em.contexts_per_pass, len(passages))))
+    per_pass = max(1, min(cfg.rest_em.contexts_per_pass, len(passages)))
+    passes = [list(range(i, min(i + per_pass, len(passages)))) for i in range(0, len(passages), per_pass)]
+    seal = Seal.load(cfg, slots=k * per_pass)
     dom = KnowledgeDomain()
     dev, dtype = seal.lm.device, next(seal.lm.model.parameters()).dtype
 
@@ -169,9 +170,6 @@ def run(contexts: int = 4, k: int = 5, repeats: int = 1, seed: int = 0, data: st
             gains.append(acc - baselines[p.id])
             train_s += t_train
         return per_edit, evals, gains, tokens, train_s
-
-    per_pass = max(1, min(cfg.rest_em.contexts_per_pass, len(passages)))
-    passes = [list(range(i, min(i + per_pass, len(passages)))) for i in range(0, len(passages), per_pass)]
 
     def timed_batched(engine: str) -> tuple[list[float], list[float], list[float], float, float, str]:
         """Like ReST-EM's E-step: the K candidates of ``per_pass`` contexts trained in one pass, answered in one

@@ -160,7 +160,7 @@ class EvalConfig:
     """Judge model name, or env SEAL_JUDGE_MODEL. The key comes from env SEAL_JUDGE_KEY / OPENAI_API_KEY."""
     batch_size: int = 128
     """Most rows per generation batch: the K candidates' questions of several contexts fit in one batch (a
-    decode step on CPU costs about twice as much for 45 rows as for 3)."""
+    decode step on CPU costs about twice as much for 15 rows as for 3, measured)."""
     batch_tokens: int = 32768
     """Most prompt tokens per generation batch (rows x longest prompt): bounds the KV cache for long prompts
     (ARC); about 1.5 GB on the default model."""
@@ -193,8 +193,8 @@ class RestEMConfig:
     policy_lr: float = 3e-4
     contexts_per_pass: int = 4
     """Contexts whose self-edits (samples x repeats adapters each) train in one E-step pass and answer in one
-    batched generation: more rows per batch, fewer passes (on this CPU the answers cost a third as much as one
-    adapter at a time at 4, half at 1). Adapter memory grows with it; the results do not depend on it."""
+    batched generation: more rows per batch, fewer passes (benchmark on this CPU: per edit, the answers cost 0.30
+    of one adapter at a time at 4, 0.44 at 1). Adapter memory grows with it; the results do not depend on it."""
     seed: int = 0
 
     def __post_init__(self) -> None:
