@@ -14,8 +14,7 @@ from seal.config import InnerLoopConfig, LoRAConfig
 from seal.inner_loop import Example, TrainJob, collate, stream_losses, train_adapters
 from seal.lora import AdapterBank
 from seal.model import wrap_model
-
-from .conftest import build_model
+from tests.conftest import build_model
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
