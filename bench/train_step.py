@@ -25,6 +25,7 @@ import time
 
 import torch
 
+from seal.benchmark import sync
 from seal.config import InnerLoopConfig, LoRAConfig
 from seal.inner_loop import Example, TrainJob, train_adapters
 from seal.lora import AdapterBank
@@ -65,12 +66,10 @@ def time_mode(bank: AdapterBank, jobs: list[TrainJob], cfg: InnerLoopConfig, rep
     device = bank.flat.device
     times, tokens = [], 0
     for i in range(repeats + 1):  # the first run warms up (allocator, kernels) and is not counted
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        sync(device)
         t = time.perf_counter()
         res = train_adapters(bank, IdTokenizer(), jobs, cfg)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        sync(device)
         if i:
             times.append(time.perf_counter() - t)
         tokens = sum(r.tokens for r in res)
