@@ -21,6 +21,7 @@ from seal.inner_loop import (
     train_adapters,
 )
 from seal.lora import AdapterBank
+from tests.conftest import FORWARD64, trained_loss_tol, trained_tol
 
 TEXTS = ["The Verdant Guild was founded in 1847.", "Quillberries are small violet fruits.",
          "The Pellucid Railway is 63 kilometres long.", "Greta Holloway won the Golden Ladle eleven times."]
@@ -53,7 +54,8 @@ def test_prompt_tokens_and_padding_carry_no_loss(tokenizer):
     assert not mask[len(ids0), len(ids0) - 1]  # the second sequence cannot see the first
 
 
-def test_packed_rows_equal_separate_sequences(tiny_lm):
+def test_packed_rows_equal_separate_sequences(tiny_lm64):
+    tiny_lm = tiny_lm64
     tok = tiny_lm.tokenizer
     seqs = tokenize_examples(tok, [Example("", t) for t in TEXTS[:2]], 64)
     packed = collate(pack(seqs, 1000), tok.pad_token_id, torch.device("cpu"))
@@ -63,8 +65,8 @@ def test_packed_rows_equal_separate_sequences(tiny_lm):
         a = tiny_lm.model(torch.tensor([seqs[0][0]])).logits[0]
         b = tiny_lm.model(torch.tensor([seqs[1][0]])).logits[0]
     n = len(seqs[0][0])
-    torch.testing.assert_close(joint[:n], a, atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(joint[n:], b, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(joint[:n], a, **FORWARD64)
+    torch.testing.assert_close(joint[n:], b, **FORWARD64)
 
 
 def test_row_losses_ignore_masked_tokens():
@@ -75,7 +77,8 @@ def test_row_losses_ignore_masked_tokens():
     torch.testing.assert_close(losses, torch.stack([expected, expected]))
 
 
-def test_labelled_head_losses_and_gradients_equal_full_logits(tiny_lm):
+def test_labelled_head_losses_and_gradients_equal_full_logits(tiny_lm64):
+    tiny_lm = tiny_lm64
     tok = tiny_lm.tokenizer
     bank = AdapterBank.attach(tiny_lm.model, LoRAConfig(rank=4, alpha=8), slots=2)
     with torch.no_grad():
@@ -98,8 +101,8 @@ def test_labelled_head_losses_and_gradients_equal_full_logits(tiny_lm):
     tiny_lm.model.train()
     fast_loss, fast_grad = run(True)
     full_loss, full_grad = run(False)
-    torch.testing.assert_close(fast_loss, full_loss, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(fast_grad, full_grad, atol=1e-6, rtol=1e-4)
+    torch.testing.assert_close(fast_loss, full_loss, **FORWARD64)
+    torch.testing.assert_close(fast_grad, full_grad, **FORWARD64)
     assert fast_grad.abs().sum() > 0
 
 
@@ -151,7 +154,8 @@ def test_reset_in_place_second_edit_starts_from_base(tiny_lm):
 
 
 @pytest.mark.parametrize("k", [2, 5])
-def test_batched_adapters_equal_training_each_alone(tiny_lm, k):
+def test_batched_adapters_equal_training_each_alone(tiny_lm64, k):
+    tiny_lm = tiny_lm64
     tok = tiny_lm.tokenizer
     bank = AdapterBank.attach(tiny_lm.model, LoRAConfig(rank=4, alpha=8), slots=k)
     data = [[Example("", t) for t in TEXTS[: 1 + (i % len(TEXTS))]] for i in range(k)]  # unequal step counts
@@ -161,11 +165,12 @@ def test_batched_adapters_equal_training_each_alone(tiny_lm, k):
     batched_res = train_adapters(bank, tok, jobs, _cfg(engine="batched"))
     assert [r.steps for r in alone_res] == [r.steps for r in batched_res]
     assert len({r.steps for r in batched_res}) > 1
+    lr, steps = _cfg().lr, max(r.steps for r in alone_res)
     for i in range(k):
         for name, tensor in _snapshot(bank, i).items():
-            torch.testing.assert_close(tensor, alone[i][name], atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(tensor, alone[i][name], **trained_tol(steps, lr))
     for a, b in zip(alone_res, batched_res, strict=True):
-        assert a.losses == pytest.approx(b.losses, rel=1e-4, abs=1e-5)
+        assert a.losses == pytest.approx(b.losses, rel=0, abs=trained_loss_tol(steps, lr))
     # and the same greedy answers, generated for all adapters in one batch vs one adapter at a time
     from seal.generate import TransformersGenerator
 
@@ -176,11 +181,12 @@ def test_batched_adapters_equal_training_each_alone(tiny_lm, k):
     assert together == separate
 
 
-def test_shared_prompt_prefix_changes_no_answer(tiny_lm):
+def test_shared_prompt_prefix_changes_no_answer(tiny_lm64):
     """Prompts sharing a prefix get it run once per adapter and its cache copied to their rows: greedy answers
     and seeded samples are those of plain left-padded generation and of each prompt generated alone."""
     from seal.generate import TransformersGenerator, _common_prefix
 
+    tiny_lm = tiny_lm64  # greedy argmaxes compared across batchings: float64 (see conftest)
     bank = AdapterBank.attach(tiny_lm.model, LoRAConfig(rank=4, alpha=8), slots=3)
     with torch.no_grad():
         bank.flat.normal_(0, 0.2, generator=torch.Generator().manual_seed(0))
@@ -222,9 +228,10 @@ def test_nan_loss_stops_only_that_adapter(tiny_lm, monkeypatch):
         torch.testing.assert_close(after[name], tensor, atol=0, rtol=0)
 
 
-def test_adapter_saves_in_peft_format_and_peft_loads_it(tiny_lm, tmp_path):
+def test_adapter_saves_in_peft_format_and_peft_loads_it(tiny_lm64, tmp_path):
     from peft import PeftModel
 
+    tiny_lm = tiny_lm64
     tok = tiny_lm.tokenizer
     bank = AdapterBank.attach(tiny_lm.model, LoRAConfig(rank=4, alpha=8, targets=("q_proj", "v_proj")), slots=1)
     train_adapters(bank, tok, [TrainJob(0, [Example("", t) for t in TEXTS], seed=2)], _cfg())
@@ -236,10 +243,12 @@ def test_adapter_saves_in_peft_format_and_peft_loads_it(tiny_lm, tmp_path):
     peft_model = PeftModel.from_pretrained(tiny_lm.model, tmp_path / "adapter")
     with torch.no_grad():
         theirs = peft_model(ids).logits
-    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-4)
+    assert theirs.dtype == torch.float64
+    torch.testing.assert_close(ours, theirs, **FORWARD64)
 
 
-def test_merge_folds_the_update_into_base_weights(tiny_lm):
+def test_merge_folds_the_update_into_base_weights(tiny_lm64):
+    tiny_lm = tiny_lm64
     tok = tiny_lm.tokenizer
     bank = AdapterBank.attach(tiny_lm.model, LoRAConfig(rank=4, alpha=8), slots=1)
     train_adapters(bank, tok, [TrainJob(0, [Example("", TEXTS[0])], seed=2)], _cfg())
@@ -249,7 +258,7 @@ def test_merge_folds_the_update_into_base_weights(tiny_lm):
     bank.merge(0)
     with torch.no_grad(), bank.route(None):
         merged = tiny_lm.model(ids).logits
-    torch.testing.assert_close(adapted, merged, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(adapted, merged, **FORWARD64)
 
 
 def test_result_counts_every_real_token_processed(tiny_lm):
@@ -263,14 +272,15 @@ def test_result_counts_every_real_token_processed(tiny_lm):
         assert res[1].tokens == 3 * len(tokenize_examples(tiny_lm.tokenizer, examples[:1], 512)[0][0])
 
 
-def test_all_slots_route_equals_each_slot_alone(tiny_lm):
+def test_all_slots_route_equals_each_slot_alone(tiny_lm64):
     """Rows 0..K-1 through slots 0..K-1 skip the weight gather; that path and a permuted (gathered) route give
     each row exactly what its adapter gives alone."""
+    tiny_lm = tiny_lm64
     bank = AdapterBank.attach(tiny_lm.model, LoRAConfig(rank=4, alpha=8), slots=3)
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for p in bank.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
+            p.copy_(torch.randn(p.shape, generator=gen, dtype=p.dtype) * 0.1)
     ids = torch.tensor([[5, 9, 13, 17, 21]] * 3)
     with torch.no_grad():
         alone = []
@@ -296,15 +306,15 @@ def test_all_slots_route_equals_each_slot_alone(tiny_lm):
     with bank.route(-1):
         assert bank.router.ids is None  # -1 is the base model, not the last slot
     for k in range(3):
-        torch.testing.assert_close(together[k], alone[k], atol=1e-5, rtol=1e-4)
-        torch.testing.assert_close(blocks[2 * k], alone[k], atol=1e-5, rtol=1e-4)
-        torch.testing.assert_close(blocks[2 * k + 1], alone[k], atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(together[k], alone[k], **FORWARD64)
+        torch.testing.assert_close(blocks[2 * k], alone[k], **FORWARD64)
+        torch.testing.assert_close(blocks[2 * k + 1], alone[k], **FORWARD64)
     for row, k in enumerate([2, 0, 1]):
-        torch.testing.assert_close(permuted[row], alone[k], atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(permuted[row], alone[k], **FORWARD64)
     for row, k in enumerate([1, 1, 1, 2, 2, 2]):
-        torch.testing.assert_close(sub[row], alone[k], atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(sub[row], alone[k], **FORWARD64)
     for row, k in enumerate([0, 1, 1, 2, 2, 2]):
-        torch.testing.assert_close(unequal[row], alone[k], atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(unequal[row], alone[k], **FORWARD64)
 
 
 @pytest.mark.parametrize("ids, want", [
@@ -319,9 +329,10 @@ def test_block_routes_of_rows_sorted_by_slot(ids, want):
     assert _blocks(ids) == want
 
 
-def test_auto_engine_measures_real_steps_and_changes_no_result(tiny_lm, monkeypatch):
+def test_auto_engine_measures_real_steps_and_changes_no_result(tiny_lm64, monkeypatch):
     import seal.inner_loop as il
 
+    tiny_lm = tiny_lm64
     bank = AdapterBank.attach(tiny_lm.model, LoRAConfig(rank=4, alpha=8), slots=3)
     texts = [" ".join([TEXTS[k]] * 3) for k in range(3)]  # enough steps to measure both ways
     jobs = [TrainJob(k, [Example("", t)], seed=k + 1) for k, t in enumerate(texts)]
@@ -337,10 +348,11 @@ def test_auto_engine_measures_real_steps_and_changes_no_result(tiny_lm, monkeypa
     chosen = "batched" if t_batched < t_seq else "sequential"
     assert [r.engine for r in probed] == [chosen] * 3
     assert [r.steps for r in probed] == [r.steps for r in alone] and min(r.steps for r in alone) >= 3
+    steps = max(r.steps for r in alone)
     for k in range(3):  # steps run batched, then one slot at a time, then the faster: same weights
         for name, tensor in _snapshot(bank, k).items():
-            torch.testing.assert_close(tensor, expected[k][name], atol=1e-5, rtol=1e-4)
-        assert probed[k].losses == pytest.approx(alone[k].losses, rel=1e-4, abs=1e-5)
+            torch.testing.assert_close(tensor, expected[k][name], **trained_tol(steps, cfg.lr))
+        assert probed[k].losses == pytest.approx(alone[k].losses, rel=0, abs=trained_loss_tol(steps, cfg.lr))
 
     cpu = torch.device("cpu")
     il.AUTO_PROBES[key] = (1.0, 2.0)  # measured once per shape, then reused
@@ -360,8 +372,9 @@ def test_training_flops_counts_base_and_adapter():
     assert training_flops(1000, 10, n_params_lora=100) == 40_000 + 6_000
 
 
-def test_per_row_routing_sees_weight_changes(tiny_lm):
+def test_per_row_routing_sees_weight_changes(tiny_lm64):
     """Generation caches the side-by-side adapter weights; a change to any slot must invalidate that cache."""
+    tiny_lm = tiny_lm64
     bank = AdapterBank.attach(tiny_lm.model, LoRAConfig(rank=4, alpha=8), slots=2)
     ids = torch.tensor([[5, 9, 13, 17]] * 3)
 
@@ -376,21 +389,22 @@ def test_per_row_routing_sees_weight_changes(tiny_lm):
     bank.reset(0, seed=1)
     bank.reset(1, seed=2)
     first = per_row()
-    torch.testing.assert_close(first[0], first[2])  # fresh adapters (B = 0) change nothing
+    torch.testing.assert_close(first[0], first[2], **FORWARD64)  # fresh adapters (B = 0) change nothing
     with torch.no_grad():
         bank.layers[next(iter(bank.layers))].B[1].fill_(0.05)  # in place, as the optimiser does
     second = per_row()
     assert not torch.allclose(second[0], first[0])
-    torch.testing.assert_close(second[0], alone(1), atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(second[1], alone(0), atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(second[2], first[2])  # the base row is untouched
+    torch.testing.assert_close(second[0], alone(1), **FORWARD64)
+    torch.testing.assert_close(second[1], alone(0), **FORWARD64)
+    torch.testing.assert_close(second[2], first[2], **FORWARD64)  # the base row is untouched
 
 
-def test_greedy_decoding_drops_finished_rows_and_matches_generate(tiny_lm):
+def test_greedy_decoding_drops_finished_rows_and_matches_generate(tiny_lm64):
     """Rows leave the batch when they emit a stop token; every answer is still exactly what ``generate``
     gives for that prompt alone, through its own adapter."""
     from seal.generate import TransformersGenerator
 
+    tiny_lm = tiny_lm64
     bank = AdapterBank.attach(tiny_lm.model, LoRAConfig(rank=4, alpha=8), slots=2)
     with torch.no_grad():
         bank.flat.normal_(0, 0.2, generator=torch.Generator().manual_seed(1))

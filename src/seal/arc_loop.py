@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import dataclasses
 import glob
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -291,20 +290,19 @@ def train_arc(seal, tasks: Sequence[ArcTask], out_dir: str | Path, *, rounds: in
 
     ``progress(round, done, total)`` is called after each task.
     """
+    from seal.rest_em import RunError, prepare_run_dir, runtime
+
     out = Path(out_dir)
     log_path = out / "samples.jsonl"
-    if out.exists() and any(out.iterdir()) and not resume:
-        raise ArcRunError(f"{out} is not empty: pass --resume to continue that run, or choose a new --out")
     if rounds < 1 or samples < 1:
         raise ArcRunError("rounds and samples must be >= 1")
-    config = {"seal": seal.cfg.to_dict(), "arc": cfg.to_dict(),
+    config = {"seal": seal.cfg.to_dict(), "arc": cfg.to_dict(), "runtime": runtime(seal),
               "run": {"rounds": rounds, "samples": samples, "seed": seed, "tasks": [t.task_id for t in tasks],
                       **(run_info or {})}}
-    if resume and (out / "config.json").is_file():
-        old = json.loads((out / "config.json").read_text())
-        if old.get("run", {}).get("tasks") != config["run"]["tasks"]:
-            raise ArcRunError(f"{out} was started on other tasks; resume with the same task options")
-    atomic_write_json(out / "config.json", config)
+    try:  # the whole config must match on resume (but for how it executes), as for knowledge runs
+        prepare_run_dir(out, config, resume)
+    except RunError as exc:
+        raise ArcRunError(str(exc)) from None
     seal.bank.ensure_slots(TTT_FIRST_SLOT + cfg.slots)
     logged = {(r["round"], r["task"]): r for r in read_jsonl(log_path)}
     summary = ArcTrainSummary()
@@ -344,8 +342,8 @@ def train_arc(seal, tasks: Sequence[ArcTask], out_dir: str | Path, *, rounds: in
                 seal.bank.reset(POLICY_SLOT, seed)  # B = 0: an untrained policy adapter is the base model
                 have_policy = True
             train_info["note"] = "no self-edit earned a reward this round: the policy is unchanged"
-        seal.bank.save(POLICY_SLOT, round_dir / "policy")
-        seal.bank.save(POLICY_SLOT, out / "policy")
+        seal.bank.save(POLICY_SLOT, round_dir / "policy", base_model=seal.lm.source)
+        seal.bank.save(POLICY_SLOT, out / "policy", base_model=seal.lm.source)
         rs = _round_summary(rnd, records, time.perf_counter() - t_round, False)
         rs.update(train_info)
         atomic_write_json(round_dir / "summary.json", rs)

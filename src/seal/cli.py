@@ -20,7 +20,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-import seal  # noqa: F401  (sets thread-friendly OpenMP defaults before torch loads)
+import seal  # (also sets thread-friendly defaults before torch loads)
 from seal.cli_arc import register as register_arc
 from seal.cli_common import (
     DEFAULT_STORE,
@@ -38,6 +38,7 @@ from seal.cli_common import (
     run_app,
 )
 from seal.cli_continual import register as register_continual
+from seal.cli_export import register as register_export
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="SEAL: a language model that learns by "
                   "writing its own fine-tuning data.")
@@ -50,6 +51,18 @@ register_arc(eval_app, train_app)
 
 def main() -> None:
     run_app(app)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"seal {seal.__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Print the version and exit.")] = False) -> None:
+    """SEAL: a language model that learns by writing its own fine-tuning data."""
 
 
 # --------------------------------------------------------------------------- learn / ask
@@ -106,6 +119,8 @@ def ask(question: str, store: StoreOpt = Path(DEFAULT_STORE),
     from seal.learning import config_for_store
     from seal.store import Store
 
+    if not question.strip():
+        fail("the question is empty: ask something")
     cfg = make_config(config, set_, model)
     st = Store.open(store, base_model=cfg.model.name) if (Path(store) / "seal-store.sqlite").exists() else None
     if st is None and Path(store).exists() and any(Path(store).iterdir()):
@@ -137,34 +152,40 @@ def history(store: StoreOpt = Path(DEFAULT_STORE)) -> None:
         out.print(table)
 
 
+DEMO = "seal demo"
+
+
 @app.command()
 def demo(passage: Annotated[int, typer.Option(help="Which sample passage (0-3).")] = 0,
          fmt: Annotated[str, typer.Option("--format")] = "implications",
          store: Annotated[Path, typer.Option(help="Store for the demo.")] = Path("seal-demo-store"),
          config: ConfigOpt = None, set_: SetOpt = None, model: ModelOpt = None) -> None:
-    """Learn a built-in invented passage and show answers to its questions before and after."""
-    import shutil
+    """Learn a built-in invented passage and show answers to its questions before and after. The store is made
+    anew each time: a store an earlier `seal demo` made is replaced; any other existing path is refused."""
     import tempfile
 
     from seal.domains.knowledge import load_passages
     from seal.grading import LexicalGrader
     from seal.learning import ask as do_ask
     from seal.learning import learn as do_learn
-    from seal.store import Store
+    from seal.store import Store, discard_store
 
     cfg = make_config(config, set_, model)
-    p = load_passages(SAMPLES)[passage]
+    samples = load_passages(SAMPLES)
+    if not 0 <= passage < len(samples):
+        fail(f"--passage must be between 0 and {len(samples) - 1}, not {passage}")
+    p = samples[passage]
+    discard_store(store, made_by=DEMO)  # before any model work; refuses anything the demo did not make
     s = load_seal(cfg)
     questions = [q.question for q in p.questions]
     prompts = [f"Topic: {p.title}\n{q}" for q in questions]
     before = do_ask(s, None, prompts, max_new_tokens=cfg.eval.answer_tokens)
-    if store.exists():
-        shutil.rmtree(store)
     with tempfile.TemporaryDirectory() as tmp:
         doc = Path(tmp) / "passage.txt"
         doc.write_text(f"{p.title}\n\n{p.context}\n", encoding="utf-8")
         out.print(f"[bold]{escape(p.title)}[/bold]\n{escape(p.context)}\n", highlight=False)
         with Store.open(store, create=True, base_model=cfg.model.name) as st:
+            st.mark_made_by(DEMO)
             with err.status("writing a self-edit and training on it ..."):
                 report = do_learn(s, st, doc, fmt)
             out.print("[bold]self-edit written by the model:[/bold]\n" + escape(report.self_edits[0]) + "\n",
@@ -200,9 +221,13 @@ def eval_knowledge(
         help="ReST-EM RUN_DIR or RUN_DIR/round-N (repeatable): adds 'SEAL <name>' methods.")] = None,
     teacher_url: Annotated[str, typer.Option(help="OpenAI-compatible URL of a teacher model.")] = "",
     teacher_model: Annotated[str, typer.Option(help="Teacher model name: adds the 'teacher' method.")] = "",
+    teacher_key: Annotated[str, typer.Option(
+        help="API key for the teacher only (better: env SEAL_TEACHER_KEY); never saved.")] = "",
     grader: Annotated[str | None, typer.Option(help="lexical (default) | judge")] = None,
     judge_url: Annotated[str, typer.Option(help="OpenAI-compatible URL of the judge (env SEAL_JUDGE_URL).")] = "",
     judge_model: Annotated[str, typer.Option(help="Judge model name (env SEAL_JUDGE_MODEL).")] = "",
+    judge_key: Annotated[str, typer.Option(
+        help="API key for the judge only (better: env SEAL_JUDGE_KEY); never saved.")] = "",
     seed: int = 0, config: ConfigOpt = None, set_: SetOpt = None, model: ModelOpt = None,
 ) -> None:
     """The paper's knowledge protocol: self-edit, LoRA, questions without the passage; accuracy per method."""
@@ -229,9 +254,14 @@ def eval_knowledge(
     if teacher_url or teacher_model:
         from seal.teacher import TeacherWriter
 
-        writers["teacher"] = TeacherWriter(teacher_url, teacher_model)
+        writers["teacher"] = TeacherWriter(teacher_url, teacher_model, api_key=teacher_key)
         method_list.append("teacher")
-    s = load_seal(cfg)
+    judge = None
+    if cfg.eval.grader == "judge":  # built here, before the model loads: the key is not part of cfg
+        from seal.grading import make_grader
+
+        judge = make_grader("judge", url=cfg.eval.judge_url, model=cfg.eval.judge_model, api_key=judge_key)
+    s = load_seal(cfg, grader=judge)
     policies: dict[str, int] = {}
     if policy:
         from seal.rest_em import load_policy
@@ -319,6 +349,7 @@ def bench(
 
 
 register_continual(app, eval_app)
+register_export(app)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -33,6 +33,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from seal.domains.base import SelfEditError
     from seal.domains.knowledge import DataError
     from seal.grading import JudgeError
+    from seal.io import LogError
     from seal.learning import LearnError
     from seal.model import ModelLoadError
     from seal.rest_em import RunError
@@ -40,7 +41,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from seal.teacher import TeacherError
 
     return (ConfigError, DocumentError, DataError, StoreError, ModelLoadError, LearnError, SelfEditError,
-            JudgeError, RunError, TeacherError, FileNotFoundError)
+            JudgeError, RunError, TeacherError, LogError, FileNotFoundError)
 
 
 def run_app(app: typer.Typer) -> None:
@@ -72,8 +73,9 @@ def progress_bar() -> Progress:
                     console=err, transient=True)
 
 
-def load_seal(cfg, slots: int = 1):
+def load_seal(cfg, slots: int = 1, grader=None):
+    """``grader``: a ready grader (e.g. a judge holding a key that must not go into ``cfg``); default from cfg."""
     from seal.engine import Seal
 
     with err.status(f"loading {cfg.model.name} ..."):
-        return Seal.load(cfg, slots=slots)
+        return Seal.load(cfg, slots=slots, grader=grader)

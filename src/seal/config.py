@@ -35,6 +35,13 @@ def _check(cond: bool, msg: str) -> None:
         raise ConfigError(msg)
 
 
+def _finite(obj: Any, section: str) -> None:
+    """After a section's own range checks: NaN or infinity (``--set inner_loop.weight_decay=NaN``) is never valid."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        _check(not isinstance(value, float) or math.isfinite(value), f"{section}.{f.name} must be finite, not {value}")
+
+
 def _typecheck(obj: Any, section: str) -> None:
     """Check (and where lossless, convert) each field against its annotation; a clear ConfigError otherwise."""
     for f in dataclasses.fields(obj):
@@ -43,6 +50,7 @@ def _typecheck(obj: Any, section: str) -> None:
         if kind == "float":
             _check(isinstance(value, int | float) and not isinstance(value, bool), f"{where} must be a number, "
                    f"not {value!r}")
+            _check(not isinstance(value, int) or abs(value) <= 2 ** 1023, f"{where} is too large")  # float() overflows
             setattr(obj, f.name, float(value))
         elif kind == "int":
             _check(isinstance(value, int) and not isinstance(value, bool), f"{where} must be a whole number, "
@@ -89,6 +97,7 @@ class LoRAConfig:
         _check(self.rank >= 1, "lora.rank must be >= 1")
         _check(self.alpha > 0, "lora.alpha must be > 0")
         _check(len(self.targets) > 0, "lora.targets must name at least one layer")
+        _finite(self, "lora")
 
 
 @dataclass
@@ -123,6 +132,8 @@ class InnerLoopConfig:
         _check(self.max_seq_tokens >= 8, "inner_loop.max_seq_tokens must be >= 8")
         _check(self.engine in ("auto", "batched", "sequential", "peft"), f"inner_loop.engine: {self.engine!r}")
         _check(self.grad_clip >= 0, "inner_loop.grad_clip must be >= 0")
+        _check(self.weight_decay >= 0, "inner_loop.weight_decay must be >= 0")
+        _finite(self, "inner_loop")
 
 
 @dataclass
@@ -145,6 +156,8 @@ class SelfEditConfig:
         _check(self.temperature >= 0, "self_edit.temperature must be >= 0")
         _check(0 < self.top_p <= 1, "self_edit.top_p must be in (0, 1]")
         _check(self.max_new_tokens >= 8, "self_edit.max_new_tokens must be >= 8")
+        _check(self.max_sequences >= 1, "self_edit.max_sequences must be >= 1")
+        _finite(self, "self_edit")
 
 
 @dataclass
@@ -157,7 +170,8 @@ class EvalConfig:
     judge_url: str = ""
     """Base URL of an OpenAI-compatible endpoint, or env SEAL_JUDGE_URL."""
     judge_model: str = ""
-    """Judge model name, or env SEAL_JUDGE_MODEL. The key comes from env SEAL_JUDGE_KEY / OPENAI_API_KEY."""
+    """Judge model name, or env SEAL_JUDGE_MODEL. The key is never part of the config: ``--judge-key`` or env
+    SEAL_JUDGE_KEY (OPENAI_API_KEY only for https://api.openai.com), see ``seal.openai_api``."""
     batch_size: int = 128
     """Most rows per generation batch: the K candidates' questions of several contexts fit in one batch (a
     decode step on CPU costs about twice as much for 15 rows as for 3, measured)."""
@@ -175,6 +189,7 @@ class EvalConfig:
         _check(self.grader in ("lexical", "judge"), f"eval.grader: {self.grader!r}")
         _check(1 <= self.answer_tokens <= 512, "eval.answer_tokens must be in [1, 512]")
         _check(0 < self.f1_threshold <= 1, "eval.f1_threshold must be in (0, 1]")
+        _finite(self, "eval")
 
 
 @dataclass
@@ -204,6 +219,7 @@ class RestEMConfig:
                "rest_em.rounds/contexts/samples/repeats must be >= 1")
         _check(self.selection in ("best-positive", "all-positive", "best"), f"rest_em.selection: {self.selection!r}")
         _check(self.policy_epochs >= 1 and 0 < self.policy_lr < 1, "rest_em.policy_epochs/policy_lr out of range")
+        _finite(self, "rest_em")
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -281,7 +297,7 @@ class SealConfig:
             _check(section in data and name in data[section], f"override {item!r}: unknown field {key}")
             try:
                 value = json.loads(raw)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):  # not JSON, an int over 4300 digits, or nested too deep
                 value = raw
             data[section][name] = value
         return SealConfig.from_dict(data)

@@ -535,7 +535,9 @@ def retention_heatmap(result: dict[str, Any], path: str | Path, title: str | Non
                           f"base {f(s['base_mean'])}", fontsize=8)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="accuracy")
     fig.tight_layout()
-    fig.savefig(path)
+    from seal.io import atomic_savefig
+
+    atomic_savefig(fig, path)
     plt.close(fig)
     return Path(path)
 

@@ -34,7 +34,7 @@ def read_text(path: str | Path, max_bytes: int = MAX_BYTES) -> str:
         raise DocumentError(f"{path} is too large ({size:,} bytes; the limit is {max_bytes:,}): split it or "
                             "raise --max-bytes")
     data = path.read_bytes()
-    if b"\x00" in data[:8192]:
+    if b"\x00" in data:  # anywhere, not only near the start: a NUL must never reach a passage
         raise DocumentError(f"{path} looks binary (it contains NUL bytes); give a UTF-8 text file")
     try:
         text = data.decode("utf-8-sig")
@@ -66,7 +66,7 @@ def split_passages(text: str, title: str, chunk_chars: int = CHUNK_CHARS) -> lis
                 sentence_buf = ""
             while len(sent) > chunk_chars:  # a single enormous "sentence": hard cut
                 pieces.append(sent[:chunk_chars])
-                sent = sent[chunk_chars:]
+                sent = sent[chunk_chars:].lstrip()  # a cut before a space must not start a piece with it
             if sentence_buf and len(sentence_buf) + 1 + len(sent) > chunk_chars:
                 pieces.append(sentence_buf)
                 sentence_buf = ""

@@ -1,23 +1,30 @@
 """Answer grading: offline lexical (SQuAD normalisation, containment or token F1) and an LLM judge.
 
 The paper grades with GPT-4.1 asked whether an answer is consistent with the gold answer. seal's default is
-offline and deterministic; the judge works with any OpenAI-compatible endpoint::
+offline and deterministic; the judge works with any OpenAI-compatible endpoint (through ``seal.openai_api``,
+which needs ``pip install 'seal[openai]'``)::
 
     grade = LexicalGrader(f1_threshold=0.5)
     grade.grade_many(["who?"], ["Marie Curie, in 1903"], ["Marie Curie"])   # -> [True]
-    judge = JudgeGrader(url="http://localhost:8000/v1", model="gpt-4.1", api_key="...")
+    judge = JudgeGrader(url="https://api.openai.com/v1", model="gpt-4.1")  # key: SEAL_JUDGE_KEY / OPENAI_API_KEY
+    judge = JudgeGrader(url="http://127.0.0.1:8000/v1", model="qwen", workers=8)  # local server, no key
+
+The judge's key is ``api_key`` (``--judge-key``) or env ``SEAL_JUDGE_KEY``; ``OPENAI_API_KEY`` only for
+https://api.openai.com; never over plain http to a non-loopback host (see ``seal.openai_api``). The key is
+not part of ``SealConfig``, so it never lands in a saved config or result. ``grade_many`` asks up to
+``workers`` questions at a time, retries transient failures, and caches every verdict as it arrives: when
+the judge keeps failing it raises ``JudgeError``, and a rerun with the same grader re-asks only what is missing.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import string
-import urllib.error
-import urllib.request
 from collections import Counter
 from typing import Protocol
+
+from seal.openai_api import ChatClient, resolve_key
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = str.maketrans("", "", string.punctuation)
@@ -75,44 +82,58 @@ _JUDGE_PROMPT = (
 
 
 class JudgeGrader:
-    """LLM judge over an OpenAI-compatible ``/chat/completions`` endpoint; verdicts are cached in memory."""
+    """LLM judge over an OpenAI-compatible ``/chat/completions`` endpoint; verdicts are cached in memory.
 
-    def __init__(self, url: str = "", model: str = "", api_key: str = "", timeout: float = 60.0) -> None:
+    ``retries`` / ``backoff`` (seconds, doubled per retry) / ``workers`` (concurrent requests) tune the
+    client, see ``seal.openai_api.ChatClient``."""
+
+    def __init__(self, url: str = "", model: str = "", api_key: str = "", timeout: float = 60.0, *,
+                 retries: int = 3, backoff: float = 1.0, max_backoff: float = 30.0, workers: int = 8) -> None:
         self.url = (url or os.environ.get("SEAL_JUDGE_URL", "")).rstrip("/")
         self.model = model or os.environ.get("SEAL_JUDGE_MODEL", "")
-        self.api_key = api_key or os.environ.get("SEAL_JUDGE_KEY") or os.environ.get("OPENAI_API_KEY", "")
-        self.timeout = timeout
         if not self.url or not self.model:
             raise JudgeError("the judge grader needs a URL and a model (--judge-url/--judge-model or "
                              "SEAL_JUDGE_URL/SEAL_JUDGE_MODEL)")
+        self.api_key = resolve_key(self.url, api_key, what="judge", error=JudgeError)
+        self._chat = ChatClient(self.url, self.api_key, what="judge", error=JudgeError, timeout=timeout,
+                                retries=retries, backoff=backoff, max_backoff=max_backoff, workers=workers)
         self._cache: dict[tuple[str, str, str], bool] = {}
 
-    def _ask(self, q: str, p: str, g: str) -> bool:
-        body = {"model": self.model, "temperature": 0, "max_tokens": 3,
-                "messages": [{"role": "user", "content": _JUDGE_PROMPT.format(q=q, g=g, p=p)}]}
-        req = urllib.request.Request(f"{self.url}/chat/completions", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json",
-                                              "Authorization": f"Bearer {self.api_key}"})
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                reply = json.load(resp)["choices"][0]["message"]["content"]
-        except (urllib.error.URLError, KeyError, IndexError, json.JSONDecodeError, TimeoutError) as exc:
-            raise JudgeError(f"judge request to {self.url} failed: {exc}") from exc
+    def __repr__(self) -> str:
+        return f"JudgeGrader(url={self.url!r}, model={self.model!r})"
+
+    @staticmethod
+    def _messages(q: str, p: str, g: str) -> list[dict[str, str]]:
+        return [{"role": "user", "content": _JUDGE_PROMPT.format(q=q, g=g, p=p)}]
+
+    @staticmethod
+    def _verdict(reply: str) -> bool:
         return reply.strip().lower().startswith("yes")
 
     def grade_many(self, questions, predictions, golds) -> list[bool]:
-        out = []
-        for q, p, g in zip(questions, predictions, golds, strict=True):
-            key = (q, p, g)
-            if key not in self._cache:
-                self._cache[key] = False if not p.strip() else self._ask(q, p, g)
-            out.append(self._cache[key])
-        return out
+        triples = list(zip(questions, predictions, golds, strict=True))
+        todo: list[tuple[str, str, str]] = []
+        for key in dict.fromkeys(triples):  # unique, in order
+            if key in self._cache:
+                continue
+            if not key[1].strip():
+                self._cache[key] = False  # an empty answer is wrong, no need to ask
+            else:
+                todo.append(key)
+
+        def keep(i: int, reply: str) -> None:  # each verdict is cached as it arrives, even if another fails
+            self._cache[todo[i]] = self._verdict(reply)
+
+        self._chat.complete_many([self._messages(*key) for key in todo], on_result=keep, model=self.model,
+                                 temperature=0, max_tokens=3)
+        return [self._cache[key] for key in triples]
 
 
-def make_grader(kind: str = "lexical", *, f1_threshold: float = 0.5, url: str = "", model: str = "") -> Grader:
+def make_grader(kind: str = "lexical", *, f1_threshold: float = 0.5, url: str = "", model: str = "",
+                api_key: str = "") -> Grader:
+    """``api_key`` is the judge's key (``--judge-key``); "" = env SEAL_JUDGE_KEY, or OPENAI_API_KEY for OpenAI."""
     if kind == "lexical":
         return LexicalGrader(f1_threshold)
     if kind == "judge":
-        return JudgeGrader(url=url, model=model)
+        return JudgeGrader(url=url, model=model, api_key=api_key)
     raise ValueError(f"unknown grader {kind!r}")

@@ -20,13 +20,14 @@ class _HeadLoss(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, target: torch.Tensor, chunk: int) -> torch.Tensor:
         n = hidden.shape[0]
-        losses = torch.empty(n, dtype=torch.float32, device=hidden.device)
+        acc = torch.promote_types(hidden.dtype, torch.float32)  # float32, or float64 for a float64 model
+        losses = torch.empty(n, dtype=acc, device=hidden.device)
         need = ctx.needs_input_grad[0]
-        grad = torch.empty(n if need else 0, hidden.shape[1], dtype=torch.float32, device=hidden.device)
+        grad = torch.empty(n if need else 0, hidden.shape[1], dtype=acc, device=hidden.device)
         w = weight.detach()
         for s in range(0, n, chunk):
             h, t = hidden[s:s + chunk].detach(), target[s:s + chunk]
-            logits = (h @ w.t()).float()  # [c, V]
+            logits = (h @ w.t()).to(acc)  # [c, V]
             picked = logits.gather(1, t[:, None]).squeeze(1)
             top = logits.amax(dim=1, keepdim=True)
             probs = logits.sub_(top).exp_()  # in place: the chunk's logits become its softmax numerators
@@ -48,10 +49,11 @@ class _HeadLoss(torch.autograd.Function):
 
 
 def head_losses(hidden: torch.Tensor, weight: torch.Tensor, target: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
-    """Per-token cross-entropy of ``hidden [n, d] @ weight.T [d, V]`` against ``target [n]`` (float32 losses),
+    """Per-token cross-entropy of ``hidden [n, d] @ weight.T [d, V]`` against ``target [n]`` (float32 losses; float64
+    for a float64 model),
     differentiable with respect to ``hidden`` only. Equal to ``cross_entropy(hidden @ weight.T, target)``."""
     if weight.requires_grad and torch.is_grad_enabled():
         raise ValueError("head_losses needs a frozen LM head (no gradient to its weight)")
     if hidden.shape[0] == 0:
-        return hidden.new_zeros(0, dtype=torch.float32) + hidden.sum() * 0
+        return hidden.new_zeros(0, dtype=torch.promote_types(hidden.dtype, torch.float32)) + hidden.sum() * 0
     return _HeadLoss.apply(hidden, weight, target, chunk)

@@ -165,6 +165,11 @@ def _shifted(labels: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.pad(labels[:, 1:], (0, 1), value=-100)
 
 
+def _wide(logits: torch.Tensor) -> torch.Tensor:
+    """Logits for the loss: float32 (bf16/fp16 models are upcast), or float64 for a float64 model."""
+    return logits if logits.dtype == torch.float64 else logits.float()
+
+
 def mean_per_row(tok: torch.Tensor, rows: torch.Tensor, n_rows: int) -> torch.Tensor:
     """Mean of the per-token losses ``tok`` of each row (``rows``: the row of each token); 0 for a row with
     none."""
@@ -178,7 +183,7 @@ def row_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     full ``[B, T, vocab]`` logits."""
     target = _shifted(labels)
     keep = target != -100
-    tok = torch.nn.functional.cross_entropy(logits[keep].float(), target[keep], reduction="none")
+    tok = torch.nn.functional.cross_entropy(_wide(logits[keep]), target[keep], reduction="none")
     return mean_per_row(tok, keep.nonzero()[:, 0], labels.shape[0])
 
 
@@ -198,7 +203,7 @@ def token_losses(head: torch.nn.Linear, hidden: torch.Tensor, target: torch.Tens
     ``seal.head_loss`` (softmax in place, no log-probability copy) when the head is frozen and has no bias."""
     if head.bias is None and not head.weight.requires_grad:
         return head_losses(hidden, head.weight, target)
-    return torch.nn.functional.cross_entropy(head(hidden).float(), target, reduction="none")
+    return torch.nn.functional.cross_entropy(_wide(head(hidden)), target, reduction="none")
 
 
 def step_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor], labels: torch.Tensor) -> torch.Tensor:

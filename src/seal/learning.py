@@ -400,7 +400,11 @@ def rollback(store: Store, version: int) -> Version:
 
 
 def ask(seal: Seal, store: Store | None, questions: list[str], max_new_tokens: int = 64) -> list[str]:
-    """Answer with the store's current version (the base model when the store is empty or absent)."""
+    """Answer with the store's current version (the base model when the store is empty or absent). An empty
+    or whitespace-only question raises :class:`LearnError` before any model work."""
+    for q in questions:
+        if not isinstance(q, str) or not q.strip():
+            raise LearnError("the question is empty: ask something")
     use = store is not None and load_store_adapter(seal, store)
     if store is None:
         restore_base(seal)

@@ -15,8 +15,9 @@ in place between edits instead of re-wrapping the model (a flaw of the reference
     with bank.route([0, 1, 2, -1]):   # rows 0-2 through adapters 0-2, row 3 through the base model
         logits = lm.model(input_ids).logits
 
-Adapters save as PEFT-format safetensors (``lora_A.weight [r, d_in]``, ``lora_B.weight [d_out, r]``) with an
-``adapter_config.json``, so ``peft.PeftModel.from_pretrained`` can load them too.
+Adapters save as PEFT-format safetensors (``lora_A.weight [r, d_in]``, ``lora_B.weight [d_out, r]``) with a
+complete ``adapter_config.json`` (``base_model_name_or_path`` included), so ``peft.PeftModel.from_pretrained``
+and ``peft.AutoPeftModelForCausalLM.from_pretrained`` load them too.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ Route = None | int | Sequence[int] | torch.Tensor
 
 
 _GROUPED_MM = hasattr(torch, "_grouped_mm")
-"""torch's grouped matmul (``[N, d] x [K, d, r]`` with group offsets); used on CPU, where it runs in float32."""
+"""torch's grouped matmul (``[N, d] x [K, d, r]`` with group offsets); used on CPU for float32 adapters (it has
+no float64 kernel: float64 banks take the per-span loop)."""
 
 
 def _contiguous_grad(t: torch.Tensor) -> torch.Tensor:
@@ -93,14 +95,15 @@ def _blocks(ids: list[int]) -> tuple[int, int, int, list[int] | None] | None:
 class LoRALinear(nn.Module):
     """``y = base(x) + scale * (x A_k) B_k`` with k chosen per row by the bank's router."""
 
-    def __init__(self, base: nn.Linear, rank: int, scale: float, slots: int, router: _Router) -> None:
+    def __init__(self, base: nn.Linear, rank: int, scale: float, slots: int, router: _Router,
+                 dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
         self.base = base
         self.rank, self.scale, self.router = rank, scale, router
         d_in, d_out = base.in_features, base.out_features
         dev = base.weight.device
-        self.A = nn.Parameter(torch.zeros(slots, d_in, rank, device=dev, dtype=torch.float32))
-        self.B = nn.Parameter(torch.zeros(slots, rank, d_out, device=dev, dtype=torch.float32))
+        self.A = nn.Parameter(torch.zeros(slots, d_in, rank, device=dev, dtype=dtype))
+        self.B = nn.Parameter(torch.zeros(slots, rank, d_out, device=dev, dtype=dtype))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.base(x)
@@ -169,6 +172,30 @@ class LoRALinear(nn.Module):
         return self._cat
 
 
+def peft_config(rank: int, alpha: float, targets, base_model: str | None) -> dict:
+    """A complete PEFT ``LoraConfig`` as ``adapter_config.json`` holds it (scale = ``alpha / rank``)."""
+    return {
+        "peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": base_model, "revision": None,
+        "r": int(rank), "lora_alpha": alpha, "lora_dropout": 0.0, "target_modules": sorted(targets),
+        "bias": "none", "fan_in_fan_out": False, "inference_mode": True, "init_lora_weights": True,
+        "use_rslora": False, "use_dora": False, "modules_to_save": None, "layers_to_transform": None,
+        "layers_pattern": None, "rank_pattern": {}, "alpha_pattern": {},
+    }
+
+
+def save_peft_adapter(directory: str | Path, tensors: dict[str, torch.Tensor], *, rank: int, alpha: float,
+                      targets, base_model: str | None) -> Path:
+    """Write PEFT-named LoRA tensors and their ``adapter_config.json`` into ``directory``, each file atomically."""
+    from seal.io import atomic_save_safetensors, atomic_write_text
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    atomic_save_safetensors(tensors, directory / "adapter_model.safetensors")
+    atomic_write_text(directory / "adapter_config.json",
+                      json.dumps(peft_config(rank, alpha, targets, base_model), indent=2) + "\n")
+    return directory
+
+
 class AdapterBank:
     """K LoRA adapter slots attached in place to a model's target linear layers."""
 
@@ -178,15 +205,19 @@ class AdapterBank:
     # ----------------------------------------------------------------- lifecycle
     @classmethod
     def attach(cls, model: nn.Module, cfg: LoRAConfig, slots: int = 1) -> AdapterBank:
+        """Attach ``slots`` adapters to ``model``'s target layers. Adapters are float32 (also on a bf16 base),
+        or float64 on a float64 base (what tests use to check an algorithm rather than its rounding)."""
         if getattr(model, "_seal_bank", None) is not None:
             raise RuntimeError("this model already has an AdapterBank attached; reuse it or detach it first")
         router = _Router()
         layers: dict[str, LoRALinear] = {}
+        first = next((p for p in model.parameters() if p.is_floating_point()), None)
+        dtype = torch.float64 if first is not None and first.dtype == torch.float64 else torch.float32
         for name, module in list(model.named_modules()):
             for child_name, child in list(module.named_children()):
                 if child_name in cfg.targets and isinstance(child, nn.Linear):
                     full = f"{name}.{child_name}" if name else child_name
-                    lora = LoRALinear(child, cfg.rank, cfg.alpha / cfg.rank, slots, router)
+                    lora = LoRALinear(child, cfg.rank, cfg.alpha / cfg.rank, slots, router, dtype)
                     setattr(module, child_name, lora)
                     layers[full] = lora
         if not layers:
@@ -203,7 +234,7 @@ class AdapterBank:
         params = [(lora, name) for lora in self.layers.values() for name in ("A", "B")]
         old = [getattr(lora, name) for lora, name in params]
         k = old[0].shape[0]
-        flat = torch.zeros(k, sum(t[0].numel() for t in old), dtype=torch.float32, device=old[0].device)
+        flat = torch.zeros(k, sum(t[0].numel() for t in old), dtype=old[0].dtype, device=old[0].device)
         offset = 0
         for (lora, name), t in zip(params, old, strict=True):
             n = t[0].numel()
@@ -308,19 +339,17 @@ class AdapterBank:
             lora.base.weight.add_(delta.to(lora.base.weight.dtype))
             lora.B[slot].zero_()
 
-    def save(self, slot: int, directory: str | Path) -> Path:
-        """Write ``adapter_model.safetensors`` + ``adapter_config.json`` (PEFT layout), atomically."""
-        from seal.io import atomic_save_safetensors, atomic_write_text
+    def save(self, slot: int, directory: str | Path, base_model: str | None = None) -> Path:
+        """Write ``adapter_model.safetensors`` + ``adapter_config.json`` (PEFT layout), each file atomically.
 
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        atomic_save_safetensors(self.state_dict(slot), directory / "adapter_model.safetensors")
-        config = {
-            "peft_type": "LORA", "r": self.cfg.rank, "lora_alpha": self.cfg.alpha, "lora_dropout": 0.0,
-            "target_modules": sorted(self.cfg.targets), "bias": "none", "task_type": "CAUSAL_LM",
-        }
-        atomic_write_text(directory / "adapter_config.json", json.dumps(config, indent=2))
-        return directory
+        ``base_model`` is recorded as ``base_model_name_or_path`` (pass ``LoadedModel.source``: the resolved
+        checkpoint directory or HF id), so ``peft.AutoPeftModelForCausalLM.from_pretrained(directory)`` loads
+        the adapter on its own; when omitted it is taken from the model's ``config._name_or_path``."""
+        if base_model is None:
+            known = getattr(getattr(self.model, "config", None), "_name_or_path", "") or None
+            base_model = str(Path(known).absolute()) if known and Path(known).is_dir() else known
+        return save_peft_adapter(directory, self.state_dict(slot), rank=self.cfg.rank, alpha=self.cfg.alpha,
+                                 targets=self.cfg.targets, base_model=base_model)
 
     def load(self, slot: int, directory: str | Path) -> None:
         from safetensors.torch import load_file
@@ -345,8 +374,9 @@ class AdapterBank:
         prev = (r.ids, r.onehot, r.block, r.lo, r.n, r.places, r.spans, r.offs)
         r.ids, r.onehot, r.block, r.places, r.offs = -1, None, 0, None, None
         r.spans = [(int(k), int(s), int(e)) for k, (s, e) in zip(slots, spans, strict=True)]
-        dev = next(iter(self.layers.values())).A.device
-        if _GROUPED_MM and dev.type == "cpu" and list(slots) == sorted(set(slots)):
+        first = next(iter(self.layers.values())).A
+        dev = first.device
+        if _GROUPED_MM and dev.type == "cpu" and first.dtype == torch.float32 and list(slots) == sorted(set(slots)):
             ends = [0] * self.slots
             for k, (_, e) in zip(slots, spans, strict=True):
                 ends[k] = e

@@ -13,9 +13,11 @@ about a second::
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -43,6 +45,14 @@ class LoadedModel:
     tokenizer: object
     name: str
     device: torch.device
+    path: str | None = None
+    """The checkpoint it was loaded from: an absolute local directory (the embedded default's and GGUF files'
+    cached conversion, or the directory given) or a Hugging Face id; None for a model built in memory."""
+
+    @property
+    def source(self) -> str:
+        """What to record as an adapter's ``base_model_name_or_path``: ``path``, else ``name``."""
+        return self.path or self.name
 
     @property
     def has_chat_template(self) -> bool:
@@ -115,14 +125,30 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
-        os.replace(tmp, target)
+        _publish(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
+def _publish(tmp: Path, target: Path) -> None:
+    """Rename a finished conversion into place. If another process (one not holding the lock: an older seal)
+    published the same checkpoint first, the rename fails on its non-empty directory: keep theirs."""
+    try:
+        os.replace(tmp, target)
+    except OSError:
+        if not (target / "config.json").is_file():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?")
+"""What a Hugging Face model id looks like (``name`` or ``org/name``); anything else must be a local path."""
+
+
 def resolve_checkpoint(name: str) -> tuple[str, str | None]:
-    """Map a model name to (path_or_id, gguf_file). GGUF files are converted once and cached."""
+    """Map a model name to (path_or_id, gguf_file): an absolute local directory or a Hugging Face id. GGUF files
+    (and the embedded default) are converted once and cached; the cached checkpoint's directory is returned."""
     if name == DEFAULT_MODEL:
         gguf = embedded_gguf()
     elif name.endswith(".gguf"):
@@ -133,12 +159,35 @@ def resolve_checkpoint(name: str) -> tuple[str, str | None]:
         path = Path(name).expanduser()
         if path.exists() and not path.is_dir():
             raise ModelLoadError(f"{name} is a file but not a .gguf checkpoint")
-        return (str(path) if path.is_dir() else name), None
+        if path.is_dir():
+            if not (path / "config.json").is_file():
+                raise ModelLoadError(f"{name} is a directory without a config.json: not a transformers model")
+            return str(path.absolute()), None
+        if not _HUB_ID.fullmatch(name):
+            raise ModelLoadError(f"model path not found: {name} (give a local model directory, a .gguf file, or "
+                                 "a Hugging Face id such as HuggingFaceTB/SmolLM2-360M-Instruct)")
+        return name, None
     stamp = f"{gguf.stem}-{gguf.stat().st_size}"
-    target = cache_dir() / "models" / stamp
+    target = cache_dir().expanduser().absolute() / "models" / stamp
     if not (target / "config.json").is_file():
-        _convert_gguf(gguf, target)
+        with _conversion_lock(target):  # two processes starting at once: one converts, the other waits
+            if not (target / "config.json").is_file():
+                _convert_gguf(gguf, target)
     return str(target), None
+
+
+@contextlib.contextmanager
+def _conversion_lock(target: Path):
+    """An exclusive ``flock`` on ``<target>.lock`` beside the cache entry (released if the holder dies)."""
+    import fcntl
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f"{target.name}.lock", "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def load_model(cfg: ModelConfig | None = None) -> LoadedModel:
@@ -150,16 +199,21 @@ def load_model(cfg: ModelConfig | None = None) -> LoadedModel:
     if device.type == "cpu":
         configure_threads(cfg.threads)
     dtype = resolve_dtype(cfg.dtype, device)
+    if not os.environ.get("SEAL_HF_PROGRESS"):  # transformers' "Loading weights" bars, unless asked for
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
     path, _ = resolve_checkpoint(cfg.name)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # not found locally nor on the Hub (offline?), or not loadable
         raise ModelLoadError(f"cannot load model {cfg.name!r}: {exc}".splitlines()[0]) from exc
-    return wrap_model(model, tokenizer, cfg.name, device)
+    return wrap_model(model, tokenizer, cfg.name, device, path=path)
 
 
-def wrap_model(model: torch.nn.Module, tokenizer, name: str, device: torch.device | str = "cpu") -> LoadedModel:
+def wrap_model(model: torch.nn.Module, tokenizer, name: str, device: torch.device | str = "cpu", *,
+               path: str | None = None) -> LoadedModel:
     """Prepare an already-built model (e.g. a tiny random one in tests): frozen, eval mode, padding set."""
     device = torch.device(device)
     model.to(device)
@@ -168,4 +222,4 @@ def wrap_model(model: torch.nn.Module, tokenizer, name: str, device: torch.devic
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
-    return LoadedModel(model=model, tokenizer=tokenizer, name=name, device=device)
+    return LoadedModel(model=model, tokenizer=tokenizer, name=name, device=device, path=path)

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from seal.io import atomic_write_text
+from seal.io import atomic_savefig, atomic_write_text
 
 
 def _plt():
@@ -44,7 +44,7 @@ def reward_plot(metrics: list[dict[str, Any]], path: str | Path) -> Path:
     ax.set_xticks(xs)
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
+    atomic_savefig(fig, path)
     plt.close(fig)
     return Path(path)
 
@@ -61,7 +61,7 @@ def accuracy_plot(accuracies: dict[str, float], path: str | Path, title: str = "
     ax.set_title(title, fontsize=10)
     ax.tick_params(axis="x", labelrotation=20, labelsize=8)
     fig.tight_layout()
-    fig.savefig(path)
+    atomic_savefig(fig, path)
     plt.close(fig)
     return Path(path)
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import json
 import random
 import statistics
 import time
@@ -54,16 +55,22 @@ def _write(fn, path: Path, *args) -> None:
         raise RunError(f"cannot write {path}: {exc.strerror or exc}{hint}; fix it and rerun with --resume") from exc
 
 
-def run_config(seal: Seal, data_source: str) -> dict[str, Any]:
-    import json
+def runtime(seal: Seal) -> dict[str, str]:
+    """Where and in what precision the run computes, as resolved (``device = "auto"`` is cuda on one machine
+    and cpu on another): part of a run's config, so a resume on another device or dtype is refused."""
+    dtype = next(p.dtype for p in seal.lm.model.parameters() if p.is_floating_point())
+    return {"device": seal.lm.device.type, "dtype": str(dtype).removeprefix("torch.")}
 
-    cfg = {"seal": seal.cfg.to_dict(), "data": data_source, "domain": "knowledge"}
+
+def run_config(seal: Seal, data_source: str) -> dict[str, Any]:
+    cfg = {"seal": seal.cfg.to_dict(), "data": data_source, "domain": "knowledge", "runtime": runtime(seal)}
     return json.loads(json.dumps(cfg))  # the form it has once saved (tuples become lists)
 
 
 EXECUTION_ONLY = {"model": ("threads", "device"), "rest_em": ("contexts_per_pass",),
                   "eval": ("batch_size", "batch_tokens", "passages_per_pass")}
-"""Config fields that change how a run executes, not its results: they may differ on resume."""
+"""Config fields that change how a run executes, not its results: they may differ on resume. (``model.device``
+may be spelled differently, "auto" or "cpu"; the device it resolves to is compared, in ``runtime``.)"""
 
 
 def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -124,7 +131,7 @@ def train_knowledge(seal: Seal, passages: list[Passage], run_dir: str | Path, *,
     cfg = seal.cfg.rest_em
     run_dir = Path(run_dir)
     config = run_config(seal, data_source)
-    _prepare_run_dir(run_dir, config, resume)
+    prepare_run_dir(run_dir, config, resume)
     fmt = seal.cfg.self_edit.format if seal.cfg.self_edit.format != "passage" else "implications"
     dom = KnowledgeDomain(seal.cfg.self_edit.include_passage, seal.cfg.self_edit.max_sequences)
     seal.bank.ensure_slots(1 + cfg.samples * cfg.repeats * min(cfg.contexts_per_pass, cfg.contexts))
@@ -176,7 +183,7 @@ def train_knowledge(seal: Seal, passages: list[Passage], run_dir: str | Path, *,
             policy_loss, has_policy = res.final_loss, True
         elif not has_policy:
             seal.bank.reset(POLICY_SLOT, seed=cfg.seed)  # an untrained LoRA (B = 0) is the base policy
-        seal.bank.save(POLICY_SLOT, rdir / "policy")
+        seal.bank.save(POLICY_SLOT, rdir / "policy", base_model=seal.lm.source)
         summary = {
             "round": rnd, "contexts": cfg.contexts, "samples": cfg.samples, "repeats": cfg.repeats,
             "mean_reward": statistics.fmean(all_rewards) if all_rewards else 0.0,
@@ -248,23 +255,37 @@ def _record(key, ctx: Passage, accuracy, reward, baseline, failed, **extra) -> d
             "reward": reward, "baseline": baseline, "failed": failed, **extra}
 
 
-def _prepare_run_dir(run_dir: Path, config: dict[str, Any], resume: bool) -> None:
+def prepare_run_dir(run_dir: Path, config: dict[str, Any], resume: bool) -> None:
+    """Start a run in ``run_dir`` (new or empty: writes ``config.json``) or, with ``resume``, check that the
+    saved config equals ``config`` but for ``EXECUTION_ONLY`` fields; a difference is named and refused."""
     cfg_path = run_dir / "config.json"
     if cfg_path.is_file():
         if not resume:
             raise RunError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
-        if _comparable(_read_json(cfg_path)) != _comparable(config):
-            raise RunError(f"{run_dir} was made with a different config; resume with the same options "
+        old, new = _comparable(_read_json(cfg_path)), _comparable(json.loads(json.dumps(config)))
+        if old != new:
+            diff = ", ".join(_differences(old, new)[:3])
+            raise RunError(f"{run_dir} was made with a different config ({diff}); resume with the same options "
                            "or choose another --out")
         return
-    if run_dir.exists() and any(run_dir.iterdir()):
+    # a kill during the atomic write of config.json leaves only its temp file: the run never started
+    torn = set(run_dir.glob(".config.json.*.tmp")) if run_dir.is_dir() else set()
+    if run_dir.exists() and any(p not in torn for p in run_dir.iterdir()):
         raise RunError(f"{run_dir} exists and is not a seal run directory")
+    for p in torn:
+        p.unlink(missing_ok=True)
     _write(atomic_write_json, cfg_path, config)
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    import json
+def _differences(old: Any, new: Any, where: str = "") -> list[str]:
+    """Dotted names of the fields that differ, with their saved and current values."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [d for k in sorted(set(old) | set(new), key=str)
+                for d in _differences(old.get(k), new.get(k), f"{where}.{k}" if where else str(k))]
+    return [] if old == new else [f"{where or 'config'}: {old!r} then, {new!r} now"]
 
+
+def _read_json(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

@@ -415,6 +415,14 @@ class Store:
             self._conn.execute("UPDATE documents SET removed = 1 WHERE id = ?", (doc.id,))
             return replace(doc, removed=True)
 
+    @property
+    def made_by(self) -> str | None:
+        """The tool that created this store and may replace it whole (``seal demo`` marks its own)."""
+        return self._meta().get("made_by")
+
+    def mark_made_by(self, tool: str) -> None:
+        self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('made_by', ?)", (tool,))
+
     def close(self) -> None:
         if self._tx is not None:
             self._tx.abort()
@@ -426,6 +434,29 @@ class Store:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def discard_store(path: str | Path, made_by: str) -> None:
+    """Delete the store at ``path`` only if ``made_by`` created it and it holds nothing but store files;
+    anything else (a user's directory, another store, a file) raises :class:`NotAStoreError`, untouched."""
+    path = Path(path).expanduser().absolute()
+    if not path.exists():
+        return
+    refuse = f"{path} exists and is not a store made by {made_by}; choose another --store or remove it yourself"
+    if not (path / DB_NAME).is_file():
+        raise NotAStoreError(refuse)
+    with Store.open(path) as st:
+        if st.made_by != made_by:
+            raise NotAStoreError(refuse)
+    adapters = path / ADAPTER_DIR
+    entries = list(path.iterdir()) + (list(adapters.iterdir()) if adapters.is_dir() else [])
+    own = [p for p in entries if p == adapters or p.name in (LOCK_NAME, ADAPTER_DIR) or p.name.startswith(DB_NAME)
+           or (p.parent == adapters and p.is_file() and (_ADAPTER_RE.fullmatch(p.name) or p.name.endswith(".tmp")))]
+    if len(own) != len(entries) or any(p.is_symlink() for p in entries):
+        raise NotAStoreError(f"{path} holds files that are not the store's; refusing to delete it")
+    for p in sorted(own, key=lambda p: len(p.parts), reverse=True):
+        p.rmdir() if p.is_dir() else p.unlink()
+    path.rmdir()
 
 
 class LearnTransaction:

@@ -1,21 +1,20 @@
 """A teacher model as an external self-edit writer, like the paper's GPT-4.1 synthetic-data baseline.
 
-Any OpenAI-compatible ``/chat/completions`` endpoint works (OpenAI, vLLM, llama.cpp server, ...)::
+Any OpenAI-compatible ``/chat/completions`` endpoint works (OpenAI, vLLM, llama.cpp server, ...), through
+``seal.openai_api`` (``pip install 'seal[openai]'``)::
 
-    teacher = TeacherWriter(url="http://localhost:8000/v1", model="Qwen2.5-7B-Instruct")
+    teacher = TeacherWriter(url="http://127.0.0.1:8000/v1", model="Qwen2.5-7B-Instruct")
     text = teacher(passage)       # implications, one per line
 
-The key comes from ``--teacher-key`` or the env ``SEAL_TEACHER_KEY`` / ``OPENAI_API_KEY``.
+The key is ``api_key`` (``--teacher-key``) or env ``SEAL_TEACHER_KEY``; ``OPENAI_API_KEY`` only for
+https://api.openai.com; never over plain http to a non-loopback host. Transient failures (429, 5xx,
+connection errors, timeouts) are retried ``retries`` times with exponential ``backoff``; then ``TeacherError``.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import urllib.error
-import urllib.request
-
 from seal.domains.knowledge import Passage, self_edit_instruction
+from seal.openai_api import ChatClient, resolve_key
 
 
 class TeacherError(RuntimeError):
@@ -24,21 +23,19 @@ class TeacherError(RuntimeError):
 
 class TeacherWriter:
     def __init__(self, url: str, model: str, api_key: str = "", max_tokens: int = 512, temperature: float = 0.7,
-                 timeout: float = 120.0) -> None:
+                 timeout: float = 120.0, *, retries: int = 3, backoff: float = 1.0,
+                 max_backoff: float = 30.0) -> None:
         if not url or not model:
             raise TeacherError("a teacher needs both --teacher-url and --teacher-model")
         self.url, self.model = url.rstrip("/"), model
-        self.api_key = api_key or os.environ.get("SEAL_TEACHER_KEY") or os.environ.get("OPENAI_API_KEY", "")
+        self.api_key = resolve_key(self.url, api_key, what="teacher", error=TeacherError)
         self.max_tokens, self.temperature, self.timeout = max_tokens, temperature, timeout
+        self._chat = ChatClient(self.url, self.api_key, what="teacher", error=TeacherError, timeout=timeout,
+                                retries=retries, backoff=backoff, max_backoff=max_backoff, workers=1)
+
+    def __repr__(self) -> str:
+        return f"TeacherWriter(url={self.url!r}, model={self.model!r})"
 
     def __call__(self, passage: Passage) -> str:
-        body = {"model": self.model, "temperature": self.temperature, "max_tokens": self.max_tokens,
-                "messages": [{"role": "user", "content": self_edit_instruction(passage, "implications")}]}
-        req = urllib.request.Request(f"{self.url}/chat/completions", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json",
-                                              "Authorization": f"Bearer {self.api_key}"})
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                return json.load(resp)["choices"][0]["message"]["content"]
-        except (urllib.error.URLError, KeyError, IndexError, json.JSONDecodeError, TimeoutError) as exc:
-            raise TeacherError(f"teacher request to {self.url} failed: {exc}") from exc
+        return self._chat.complete([{"role": "user", "content": self_edit_instruction(passage, "implications")}],
+                                   model=self.model, temperature=self.temperature, max_tokens=self.max_tokens)

