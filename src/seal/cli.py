@@ -316,7 +316,7 @@ def train_knowledge(
     passages = load_passages(data)[offset:None if limit is None else offset + limit]
     s = load_seal(cfg, slots=1 + cfg.rest_em.samples * cfg.rest_em.repeats)
     with err.status("ReST-EM ...") as status:
-        summary = run(s, passages, out_dir, resume=resume, data_source=f"{data}[{offset}:{limit}]",
+        summary = run(s, passages, out_dir, resume=resume, data_source=f"{Path(data).resolve()}[{offset}:{limit}]",
                       progress=lambda msg: status.update(msg))
     report = write_run_report(out_dir)
     for r in summary["rounds"]:

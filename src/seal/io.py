@@ -99,16 +99,20 @@ def _repair_torn_tail(path: Path) -> None:
         os.fsync(fh.fileno())
 
 
-def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:
-    """Append one JSON line and fsync it. A line is either fully there or, after a kill mid-write, a torn last
-    line: the next append moves that fragment aside (see ``_repair_torn_tail``) instead of gluing onto it."""
+def append_jsonl(path: str | Path, record: dict[str, Any] | list[dict[str, Any]]) -> None:
+    """Append one JSON line (or several, in one write: a kill leaves all or, torn, the last line cut) and
+    fsync. A torn last line left by a kill is moved aside by the next append (``_repair_torn_tail``), never
+    glued onto."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(record, sort_keys=True, default=str) + "\n"
+    records = record if isinstance(record, list) else [record]
+    if not records:
+        return
+    text = "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in records)
     if path.exists():
         _repair_torn_tail(path)
     with open(path, "a", encoding="utf-8") as fh:
-        fh.write(line)
+        fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())
 

@@ -161,9 +161,10 @@ def train_knowledge(seal: Seal, passages: list[Passage], run_dir: str | Path, *,
                     seed = cfg.seed * 1_000_003 + rnd * 10_007 + ci
                     texts = seal.write_self_edits(dom, [(ctx, fmt)], n=cfg.samples, seed=seed,
                                                   policy_slot=POLICY_SLOT if has_policy else None)[0]
-                    for s, text in enumerate(texts):
-                        _write(append_jsonl, rdir / "self_edits.jsonl", {"context": ci, "sample": s, "text": text})
-                        texts_log[(ci, s)] = text
+                    new = [{"context": ci, "sample": s, "text": t} for s, t in enumerate(texts)
+                           if (ci, s) not in texts_log]  # (the same texts: the context's seed is fixed)
+                    _write(append_jsonl, rdir / "self_edits.jsonl", new)
+                    texts_log.update({(ci, r["sample"]): r["text"] for r in new})
             bases = seal.baselines(dom, [ctx for _, ctx in chunk])
             items = [(ci, ctx, [texts_log[(ci, s)] for s in range(cfg.samples)], base.accuracy)
                      for (ci, ctx), base in zip(chunk, bases, strict=True)]
@@ -231,14 +232,17 @@ def _e_step(seal: Seal, dom: KnowledgeDomain, rnd: int, items: list[tuple[int, P
         ok = [(k, j, r) for k, j, r in zip(keys, jobs, results, strict=True) if not r.failed]
         scores = seal.evaluate(dom, [(ctx_of[k][0], j.slot) for k, j, _ in ok])
         by_key = {k: s for (k, _, _), s in zip(ok, scores, strict=True)}
+        recs = []
         for key, res in zip(keys, results, strict=True):
             ctx, baseline = ctx_of[key]
             sc = by_key.get(key)
-            rec = _record(key, ctx, sc.accuracy if sc else None, (sc.accuracy - baseline) if sc else None,
-                          baseline, res.failed, steps=res.steps, loss=res.final_loss,
-                          answers=sc.answers if sc else None)
-            _write(append_jsonl, run_dir / "samples.jsonl", rec)
-            done[key] = rec
+            recs.append(_record(key, ctx, sc.accuracy if sc else None, (sc.accuracy - baseline) if sc else None,
+                                baseline, res.failed, steps=res.steps, loss=res.final_loss,
+                                answers=sc.answers if sc else None))
+        # one write for the whole pass: a resume never re-trains part of a pass in a smaller batch (which would
+        # round float32 sums differently from the uninterrupted run)
+        _write(append_jsonl, run_dir / "samples.jsonl", recs)
+        done.update({(r["round"], r["context"], r["sample"], r["repeat"]): r for r in recs})
     out = []
     for ci, _, texts, _ in items:
         rewards: list[float | None] = []

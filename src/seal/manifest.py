@@ -1,0 +1,62 @@
+"""Manifests: how a result file was made (command, git commit, config, seeds, data ids, machine, wall time).
+
+Every figure seal writes for a person to cite carries one, as a ``manifest`` key in its JSON::
+
+    result = {"kills": 10, ...}
+    result["manifest"] = manifest(command=sys.argv, config=vars(args), seeds=[0], data=["passages.json[0:4]"],
+                                  wall_s=79.1)
+    atomic_write_json("results/kill_soak.json", result)
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import subprocess
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+
+def git_commit(cwd: str | Path | None = None) -> str | None:
+    """The checked-out commit, with ``+dirty`` when the tree has uncommitted changes; None outside git."""
+    cwd = Path(cwd) if cwd else Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict[str, Any]:
+    import torch
+
+    info = {"cpu": cpu_model(), "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+            else os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "python": platform.python_version(), "platform": platform.platform()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def manifest(*, command: Sequence[str] | str, config: Any = None, seeds: Sequence[int] = (),
+             data: Sequence[str] = (), wall_s: float | None = None, **extra: Any) -> dict[str, Any]:
+    cmd = command if isinstance(command, str) else shlex.join(str(c) for c in command)
+    return {"command": cmd, "commit": git_commit(), "config": config, "seeds": list(seeds), "data": list(data),
+            "machine": machine(), "wall_s": None if wall_s is None else round(wall_s, 2),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"), **extra}
