@@ -30,6 +30,10 @@ class ConfigError(ValueError):
     """A configuration value is invalid; the message names the field."""
 
 
+KNOWLEDGE_FORMATS = ("passage", "implications", "rewrite", "self-qa")
+"""The knowledge domain's self-edit formats (``passage`` means no self-edit: train on the passage alone)."""
+
+
 def _check(cond: bool, msg: str) -> None:
     if not cond:
         raise ConfigError(msg)
@@ -150,9 +154,8 @@ class SelfEditConfig:
 
     def __post_init__(self) -> None:
         _typecheck(self, "self_edit")
-        from seal.domains.knowledge import FORMATS
-
-        _check(self.format in FORMATS, f"self_edit.format: {self.format!r} is not one of {', '.join(FORMATS)}")
+        _check(self.format in KNOWLEDGE_FORMATS,
+               f"self_edit.format: {self.format!r} is not one of {', '.join(KNOWLEDGE_FORMATS)}")
         _check(self.temperature >= 0, "self_edit.temperature must be >= 0")
         _check(0 < self.top_p <= 1, "self_edit.top_p must be in (0, 1]")
         _check(self.max_new_tokens >= 8, "self_edit.max_new_tokens must be >= 8")

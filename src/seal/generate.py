@@ -21,7 +21,7 @@ from typing import Protocol
 
 import torch
 
-from seal.inner_loop import plain_head
+from seal.head_loss import plain_head
 from seal.lora import AdapterBank
 from seal.model import LoadedModel
 

@@ -9,6 +9,7 @@ hidden states in one go, turning the logits into the softmax in place; the backw
 head must be frozen (LoRA training): no gradient flows to its weight::
 
     losses = head_losses(hidden[keep], lm_head.weight, targets)    # [n] per-token losses
+    plain_head(model)    # whether model is lm_head(model.model(x)): where the head-only paths apply
 """
 
 from __future__ import annotations
@@ -57,3 +58,14 @@ def head_losses(hidden: torch.Tensor, weight: torch.Tensor, target: torch.Tensor
     if hidden.shape[0] == 0:
         return hidden.new_zeros(0, dtype=torch.promote_types(hidden.dtype, torch.float32)) + hidden.sum() * 0
     return _HeadLoss.apply(hidden, weight, target, chunk)
+
+
+PLAIN_HEAD_MODELS = frozenset({"llama", "mistral", "qwen2", "qwen3", "smollm3", "olmo2"})
+"""Architectures whose logits are exactly ``lm_head(decoder(x))`` (no soft-capping or scaling)."""
+
+
+def plain_head(model: torch.nn.Module) -> bool:
+    """Whether ``model`` is ``lm_head(model.model(x))`` with a plain linear head (``PLAIN_HEAD_MODELS``)."""
+    return (getattr(model.config, "model_type", None) in PLAIN_HEAD_MODELS
+            and getattr(model, "model", None) is not None
+            and isinstance(getattr(model, "lm_head", None), torch.nn.Linear))

@@ -27,50 +27,16 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch.optim.adamw import adamw
 
 from seal import unpadded
 from seal.config import InnerLoopConfig
-from seal.head_loss import head_losses
+from seal.head_loss import head_losses, plain_head
+from seal.jobs import Example, TrainJob, TrainResult
 from seal.lora import AdapterBank
-
-
-@dataclass(frozen=True)
-class Example:
-    """One training sequence: the loss covers ``completion`` only (``prompt`` may be empty)."""
-
-    prompt: str
-    completion: str
-
-
-@dataclass
-class TrainJob:
-    slot: int
-    examples: list[Example]
-    seed: int = 0
-    reset: bool = True
-    """Start from a fresh adapter (reset in place from ``seed``); False continues the slot's weights."""
-
-
-@dataclass
-class TrainResult:
-    slot: int
-    steps: int = 0
-    tokens: int = 0
-    """Real (non-padding) tokens processed, prompts included: the basis of the FLOP count."""
-    losses: list[float] = field(default_factory=list)
-    failed: str | None = None
-    """Why training stopped early (e.g. a NaN loss); the slot is then left at its last finite weights."""
-    seconds: float = 0.0
-    engine: str = ""
-    """The engine that trained it (``auto`` resolved)."""
-
-    @property
-    def final_loss(self) -> float | None:
-        return self.losses[-1] if self.losses else None
 
 
 @dataclass
@@ -185,17 +151,6 @@ def row_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     keep = target != -100
     tok = torch.nn.functional.cross_entropy(_wide(logits[keep]), target[keep], reduction="none")
     return mean_per_row(tok, keep.nonzero()[:, 0], labels.shape[0])
-
-
-PLAIN_HEAD_MODELS = frozenset({"llama", "mistral", "qwen2", "qwen3", "smollm3", "olmo2"})
-"""Architectures whose logits are exactly ``lm_head(decoder(x))`` (no soft-capping or scaling)."""
-
-
-def plain_head(model: torch.nn.Module) -> bool:
-    """Whether ``model`` is ``lm_head(model.model(x))`` with a plain linear head (``PLAIN_HEAD_MODELS``)."""
-    return (getattr(model.config, "model_type", None) in PLAIN_HEAD_MODELS
-            and getattr(model, "model", None) is not None
-            and isinstance(getattr(model, "lm_head", None), torch.nn.Linear))
 
 
 def token_losses(head: torch.nn.Linear, hidden: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
-from seal.inner_loop import Example
+from seal.jobs import Example
 
 
 class SelfEditError(ValueError):

@@ -17,11 +17,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from seal.config import KNOWLEDGE_FORMATS as FORMATS  # noqa: E402  (``passage``: train on the passage alone)
 from seal.domains.base import Domain, ParsedSelfEdit, SelfEditError
-from seal.inner_loop import Example
-
-FORMATS = ("passage", "implications", "rewrite", "self-qa")
-"""``passage`` means no self-edit: train on the passage alone (the paper's 'passage only' row)."""
+from seal.jobs import Example
 
 _PROMPTS = {
     "implications": (
