@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from seal.config import SealConfig
-from seal.domains.base import Domain
+from seal.domains.base import Domain, call_domain, checked_score
 from seal.generate import TransformersGenerator
 from seal.grading import Grader, make_grader
 from seal.inner_loop import TrainJob, TrainResult, train_adapters
@@ -68,7 +68,7 @@ class Seal:
         """Score each (context, adapter slot or None for the base model); all answers in one batched pass."""
         prompts, routes, spans = [], [], []
         for ctx, slot in pairs:
-            ps = domain.task_prompts(self.lm, ctx)
+            ps = call_domain(domain, "task_prompts", self.lm, ctx)
             spans.append((len(prompts), len(prompts) + len(ps)))
             prompts += ps
             routes += [-1 if slot is None else slot] * len(ps)
@@ -76,8 +76,8 @@ class Seal:
                                           adapters=routes, progress=progress) if prompts else []
         scores = []
         for (ctx, _), (a, b) in zip(pairs, spans, strict=True):
-            acc, verdicts = domain.score(ctx, answers[a:b], self.grader)
-            scores.append(Score(acc, answers[a:b], verdicts))
+            acc, verdicts = call_domain(domain, "score", ctx, answers[a:b], self.grader)
+            scores.append(Score(checked_score(domain, acc, "score"), answers[a:b], list(verdicts)))
         return scores
 
     def baseline(self, domain: Domain, ctx: Any) -> Score:

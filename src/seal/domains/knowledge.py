@@ -146,10 +146,18 @@ def _qa_pairs(lines: list[str]) -> list[str]:
 class KnowledgeDomain(Domain):
     name = "knowledge"
     formats = FORMATS
+    default_format = "implications"
 
     def __init__(self, include_passage: bool = True, max_sequences: int = 32) -> None:
         self.include_passage = include_passage
         self.max_sequences = max_sequences
+
+    @classmethod
+    def from_config(cls, cfg) -> KnowledgeDomain:
+        return cls(cfg.self_edit.include_passage, cfg.self_edit.max_sequences)
+
+    def load_contexts(self, path: str | Path) -> list[Passage]:
+        return load_passages(path)
 
     def context_id(self, ctx: Passage) -> str:
         return ctx.id
