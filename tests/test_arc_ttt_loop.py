@@ -260,6 +260,7 @@ ARGS = ["--easy", "2", "--easy-max-side", "2", "--easy-demos", "2", "--set", "ar
 
 
 def test_cli_train_arc_writes_a_resumable_run_and_eval_uses_the_policy(tiny_model_dir, tmp_path, monkeypatch):
+    """``seal train arc`` is the one ReST-EM loop with the ARC domain: its run layout, resume and policy."""
     from seal.cli_arc import app
 
     runner = CliRunner()
@@ -268,38 +269,40 @@ def test_cli_train_arc_writes_a_resumable_run_and_eval_uses_the_policy(tiny_mode
     r = runner.invoke(app, ["train", "arc", "--out", str(run), "--rounds", "1", "--samples", "2", *common])
     assert r.exit_code == 0, r.output
     cfg = json.loads((run / "config.json").read_text())
-    assert cfg["arc"]["max_examples"] == 3 and cfg["run"]["samples"] == 2 and len(cfg["run"]["tasks"]) == 2
+    assert cfg["domain"] == "arc" and cfg["seal"]["arc"]["max_examples"] == 3
+    assert cfg["seal"]["rest_em"]["samples"] == 2 and cfg["seal"]["rest_em"]["contexts"] == 2
     lines = list(read_jsonl(run / "samples.jsonl"))
-    assert len(lines) == 2 and all(len(x["samples"]) == 2 and x["round"] == 1 for x in lines)
-    assert all({"reward", "valid", "reason", "text", "json"} <= set(s) for x in lines for s in x["samples"])
-    assert (run / "policy" / "adapter_model.safetensors").is_file()
-    assert json.loads((run / "round_1" / "policy" / "adapter_config.json").read_text())[
+    assert len(lines) == 2 * 2 and all(x["round"] == 1 for x in lines)  # one line per sampled self-edit
+    assert all({"reward", "valid", "reason", "text", "json"} <= set(x) for x in lines)
+    assert (run / "round-1" / "policy" / "adapter_model.safetensors").is_file()
+    assert json.loads((run / "round-1" / "policy" / "adapter_config.json").read_text())[
         "base_model_name_or_path"] == str(tiny_model_dir.absolute())  # loadable alone (AutoPeftModel)
     # not empty, no --resume: refused
     r = runner.invoke(app, ["train", "arc", "--out", str(run), *common])
     assert r.exit_code == 1 and "--resume" in r.output
-    # crash in the middle of round 1: the second task's line and the adapters are gone
-    (run / "samples.jsonl").write_text(json.dumps(lines[0]) + "\n")
-    import shutil
-
-    shutil.rmtree(run / "round_1")
-    import seal.arc_loop as loop
+    # a kill in the middle of round 1: the second task's records and the round's results are gone
+    first = [x for x in lines if x["context"] == 0]
+    (run / "samples.jsonl").write_text("".join(json.dumps(x) + "\n" for x in first))
+    (run / "round-1" / "metrics.json").unlink()
+    import seal.domains.arc.domain as arc_domain
 
     calls = []
-    real = loop._train_task
-    monkeypatch.setattr(loop, "_train_task", lambda s, c, task, *a, **k: calls.append(task.task_id) or
-                        real(s, c, task, *a, **k))
+    real = arc_domain.ArcDomain.apply_self_edits
+    monkeypatch.setattr(arc_domain.ArcDomain, "apply_self_edits", lambda self, seal, items, first_slot=1: calls.extend(
+        self.context_id(i.ctx) for i in items) or real(self, seal, items, first_slot))
     r = runner.invoke(app, ["train", "arc", "--out", str(run), "--rounds", "1", "--samples", "2", "--resume",
                             *common])
     assert r.exit_code == 0, r.output
-    assert calls == [lines[1]["task"]]  # only the unfinished task ran again
-    assert len(list(read_jsonl(run / "samples.jsonl"))) == 2
-    assert (run / "round_1" / "policy" / "adapter_model.safetensors").is_file()
+    second_task = next(x["passage"] for x in lines if x["context"] == 1)
+    assert calls == [second_task, second_task]  # only the unfinished task's self-edits ran again
+    assert sorted((x["context"], x["sample"], x["reward"]) for x in read_jsonl(run / "samples.jsonl")) == \
+        sorted((x["context"], x["sample"], x["reward"]) for x in lines)
+    assert (run / "round-1" / "metrics.json").is_file()
     # everything done: resume does nothing
     calls.clear()
     r = runner.invoke(app, ["train", "arc", "--out", str(run), "--rounds", "1", "--samples", "2", "--resume",
                             *common])
-    assert r.exit_code == 0 and calls == [] and "resumed" in r.output
+    assert r.exit_code == 0 and calls == []
     # eval with the policy: the four rows, JSON figures
     out = tmp_path / "arc.json"
     r = runner.invoke(app, ["eval", "arc", "--policy", str(run), "--json", str(out), "--limit", "1",

@@ -61,7 +61,7 @@ def test_override_unknown_field(item, field):
     ("lora.rank=0", r"^lora\.rank must be >= 1$"),
     ("lora.alpha=-1", r"^lora\.alpha must be > 0$"),
     ("lora.targets=[]", r"^lora\.targets must name at least one layer$"),
-    ("inner_loop.engine=foo", r"^inner_loop\.engine: 'foo'$"),
+    ("inner_loop.engine=foo", r"^inner_loop\.engine: 'foo' is not auto, batched or sequential$"),
     ("self_edit.format=bogus", r"^self_edit\.format: 'bogus' is not one of passage, implications, rewrite, "
                                r"self-qa$"),
     ("self_edit.top_p=0", r"^self_edit\.top_p must be in \(0, 1\]$"),

@@ -343,6 +343,11 @@ def _typed(f) -> st.SearchStrategy:
         "bool": st.booleans(),
         "str": st.text(max_size=20),
         "tuple[str, ...]": st.lists(st.text(max_size=8), max_size=4),
+        "tuple[int, ...]": st.lists(st.integers(-3, 12), max_size=4),
+        "tuple[float, ...]": st.lists(st.one_of(st.floats(allow_nan=True), st.floats(1e-5, 1e-2)), max_size=4),
+        "tuple[float, float]": st.lists(st.floats(0, 1), min_size=1, max_size=3),
+        "tuple[tuple[str, ...], ...]": st.lists(st.lists(st.sampled_from(["basic", "size", "x"]), max_size=2),
+                                                max_size=3),
     }
     d = _default(f)
     return st.one_of(by_kind.get(kind, json_values), st.just(list(d) if isinstance(d, tuple) else d))
@@ -363,6 +368,11 @@ def _expected(raw: str):
     except (ValueError, RecursionError):
         return raw
     return value
+
+
+def _tuples(v):
+    """JSON lists as the config's (nested) tuples."""
+    return tuple(_tuples(x) for x in v) if isinstance(v, list | tuple) else v
 
 
 def _same(a, b) -> bool:
@@ -402,7 +412,7 @@ def test_override_fields_round_trip(fuzz_dir, sets):
     final = {(s, k): raw for s, k, raw in sets}  # the last override of a field wins
     for (s, k), raw in final.items():
         want, got = _expected(raw), getattr(getattr(cfg, s), k)
-        want = tuple(want) if isinstance(got, tuple) else float(want) if isinstance(got, float) else want
+        want = _tuples(want) if isinstance(got, tuple) else float(want) if isinstance(got, float) else want
         assert _same(got, want) and type(got) is type(DEFAULTS[s, k])
         assert not isinstance(got, float) or math.isfinite(got)
     for (s, k), default in DEFAULTS.items():  # the others keep their defaults
@@ -419,4 +429,6 @@ def test_override_fields_round_trip(fuzz_dir, sets):
 def test_every_field_is_reachable():
     """The strategies cover each real section and field (they are derived from the dataclasses)."""
     assert {(s, k) for s, d in SealConfig().to_dict().items() for k in d} == set(DEFAULTS)
-    assert {str(f.type) for _, f in FIELDS} <= {"int", "float", "bool", "str", "tuple[str, ...]"}  # all typed
+    assert {str(f.type) for _, f in FIELDS} <= {"int", "float", "bool", "str", "tuple[str, ...]", "tuple[int, ...]",
+                                                "tuple[float, ...]", "tuple[float, float]",
+                                                "tuple[tuple[str, ...], ...]"}  # all typed

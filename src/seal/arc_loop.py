@@ -15,14 +15,13 @@ configuration without usable training data, a failed training all earn 0 with a 
 Outcomes are memoised per (task, configuration) within a run (TTT is deterministic for a seed), so a
 configuration shared by two rows is trained once.
 
-Training (``train_arc``): ReST-EM. Each round, for each training task: sample k self-edits from the current
-policy (at ``arc.train_temperature``, for exploration), evaluate each (distinct ones once), keep every distinct
-configuration with reward 1; at the end of the round fine-tune
-the policy adapter (slot 0 of the same ``AdapterBank``; loss on the JSON only, ``rest_em.policy_lr`` /
-``policy_epochs``; round 1 starts it from zero, later rounds continue it) on (self-edit prompt -> kept JSON).
-A run directory holds ``config.json``, ``samples.jsonl`` (one line per (round, task): the samples, their
-rewards and parse reasons), ``round_<r>/policy/`` (PEFT-format adapter), ``policy/`` (the latest) and
-``summary.json``; ``resume=True`` skips tasks already logged and rounds whose adapter exists.
+Training (``train_arc``) is the one ReST-EM loop of ``seal.rest_em`` with the ARC domain
+(``seal.domains.arc.domain.ArcDomain``): each round, for every training task, k self-edits from the current
+policy (at ``arc.train_temperature``, for exploration), each applied by TTT (distinct ones once), every
+distinct configuration with reward 1 kept, and the policy adapter fine-tuned on (self-edit prompt -> kept
+JSON). The run directory has the layout of every ReST-EM run (``config.json``, ``samples.jsonl`` with one
+line per sampled self-edit, ``round-N/{self_edits.jsonl,selected.json,metrics.json,policy/}``) and resumes
+the same way.
 
 Self-edits are written in ``arc.self_edit_mode="constrained"`` by default (the model chooses each JSON value
 among allowed choices from its own probabilities; see ``seal.domains.arc.policy``): measured on the default
@@ -47,12 +46,12 @@ from pathlib import Path
 from typing import Any
 
 from seal.domains.arc.easy import generate_easy_tasks
-from seal.domains.arc.policy import SampledEdit, policy_prompt, sample_self_edits
+from seal.domains.arc.policy import SampledEdit, sample_self_edits
 from seal.domains.arc.selfedit import ArcSelfEdit, all_configurations, to_json
 from seal.domains.arc.tasks import ArcTask, load_tasks
 from seal.domains.arc.ttt import ArcConfig, EditOutcome, evaluate_edits, predict
 from seal.inner_loop import Example, TrainJob, train_adapters
-from seal.io import append_jsonl, atomic_write_json, read_jsonl
+from seal.io import append_jsonl
 
 ROWS: dict[str, str] = {
     "icl": "ICL (no TTT)",
@@ -277,100 +276,22 @@ def train_policy(seal, examples: list[Example], cfg: ArcConfig, *, seed: int, re
 
 
 # ----------------------------------------------------------------------------------------------- ReST-EM
-@dataclass
-class ArcTrainSummary:
-    rounds: list[dict[str, Any]] = field(default_factory=list)
-    wall_s: float = 0.0
+def train_arc(seal, tasks: Sequence[ArcTask], out_dir: str | Path, *, rounds: int, samples: int,
+              cfg: ArcConfig | None = None, seed: int = 0, resume: bool = False, data_source: str = "",
+              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """ReST-EM on ARC tasks: the one loop of ``seal.rest_em`` with the ARC domain (every round on all
+    ``tasks``; ``rounds``/``samples``/``seed`` set the ``rest_em`` section). Returns ``rest_em.train``'s
+    summary."""
+    from seal.domains.arc.domain import ArcDomain
+    from seal.rest_em import RunError, train
 
-
-def train_arc(seal, tasks: Sequence[ArcTask], out_dir: str | Path, *, rounds: int, samples: int, cfg: ArcConfig,
-              seed: int = 0, resume: bool = False, run_info: dict[str, Any] | None = None,
-              progress: Callable[[int, int, int], None] | None = None) -> ArcTrainSummary:
-    """ReST-EM on ARC tasks; see the module docstring for the run directory layout.
-
-    ``progress(round, done, total)`` is called after each task.
-    """
-    from seal.rest_em import RunError, prepare_run_dir, runtime
-
-    out = Path(out_dir)
-    log_path = out / "samples.jsonl"
     if rounds < 1 or samples < 1:
         raise ArcRunError("rounds and samples must be >= 1")
-    config = {"seal": seal.cfg.to_dict(), "arc": cfg.to_dict(), "runtime": runtime(seal),
-              "run": {"rounds": rounds, "samples": samples, "seed": seed, "tasks": [t.task_id for t in tasks],
-                      **(run_info or {})}}
-    try:  # the whole config must match on resume (but for how it executes), as for knowledge runs
-        prepare_run_dir(out, config, resume)
+    arc = cfg or seal.cfg.arc
+    seal.cfg = dataclasses.replace(seal.cfg, arc=arc, rest_em=dataclasses.replace(
+        seal.cfg.rest_em, rounds=rounds, samples=samples, contexts=max(len(tasks), 1), seed=seed, repeats=1))
+    try:
+        return train(seal, ArcDomain(arc), tasks, out_dir, resume=resume, data_source=data_source,
+                     progress=progress)
     except RunError as exc:
         raise ArcRunError(str(exc)) from None
-    seal.bank.ensure_slots(TTT_FIRST_SLOT + cfg.slots)
-    logged = {(r["round"], r["task"]): r for r in read_jsonl(log_path)}
-    summary = ArcTrainSummary()
-    cache = OutcomeCache(seal, cfg, seed)
-    start = time.perf_counter()
-    have_policy = False
-    for rnd in range(1, rounds + 1):
-        round_dir = out / f"round_{rnd}"
-        if resume and (round_dir / "policy" / "adapter_model.safetensors").is_file():
-            load_policy(seal, round_dir)
-            have_policy = True
-            summary.rounds.append(_round_summary(rnd, [r for (k, _), r in logged.items() if k == rnd], 0.0, True))
-            continue
-        policy_slot = POLICY_SLOT if have_policy else None
-        records, kept = [], []
-        t_round = time.perf_counter()
-        for ti, task in enumerate(tasks):
-            if (rnd, task.task_id) in logged:  # resume: reuse what that task produced
-                rec = logged[(rnd, task.task_id)]
-            else:
-                rec = _train_task(seal, cache, task, samples, cfg, policy_slot, seed=seed * 104_729 + rnd * 7919 + ti)
-                rec["round"] = rnd
-                append_jsonl(log_path, rec)
-            records.append(rec)
-            prompt = policy_prompt(seal.lm, task)
-            winners = dict.fromkeys(s["json"] for s in rec["samples"] if s["reward"] > 0)
-            kept += [Example(prompt, text) for text in winners]  # each distinct winning configuration once
-            if progress is not None:
-                progress(rnd, ti + 1, len(tasks))
-        train_info: dict[str, Any] = {"policy_examples": len(kept)}
-        if kept:
-            res = train_policy(seal, kept, cfg, seed=seed + rnd, reset=not have_policy)
-            train_info.update(steps=res.steps, final_loss=res.final_loss, failed=res.failed)
-            have_policy = True
-        else:
-            if not have_policy:
-                seal.bank.reset(POLICY_SLOT, seed)  # B = 0: an untrained policy adapter is the base model
-                have_policy = True
-            train_info["note"] = "no self-edit earned a reward this round: the policy is unchanged"
-        seal.bank.save(POLICY_SLOT, round_dir / "policy", base_model=seal.lm.source)
-        seal.bank.save(POLICY_SLOT, out / "policy", base_model=seal.lm.source)
-        rs = _round_summary(rnd, records, time.perf_counter() - t_round, False)
-        rs.update(train_info)
-        atomic_write_json(round_dir / "summary.json", rs)
-        summary.rounds.append(rs)
-    summary.wall_s = time.perf_counter() - start
-    atomic_write_json(out / "summary.json", {"rounds": summary.rounds, "wall_s": summary.wall_s})
-    return summary
-
-
-def _train_task(seal, cache: OutcomeCache, task: ArcTask, samples: int, cfg: ArcConfig, policy_slot: int | None,
-                seed: int) -> dict[str, Any]:
-    t0 = time.perf_counter()
-    sampled = sample_self_edits(seal, [task], samples, cfg, policy_slot=policy_slot, seed=seed,
-                                temperature=cfg.train_temperature)[0]
-    write_s = time.perf_counter() - t0
-    recs = [self_edit_record(s, o, c) for s, (_, o, c) in zip(sampled, score_samples(cache, task, sampled),
-                                                              strict=True)]
-    return {"task": task.task_id, "samples": recs, "write_s": round(write_s, 2),
-            "seconds": round(time.perf_counter() - t0, 2), "mode": cfg.self_edit_mode,
-            "temperature": cfg.train_temperature}
-
-
-def _round_summary(rnd: int, records: list[dict], seconds: float, resumed: bool) -> dict[str, Any]:
-    rewards = [s["reward"] for r in records for s in r["samples"]]
-    valid = [s["valid"] for r in records for s in r["samples"]]
-    return {"round": rnd, "tasks": len(records), "samples": len(rewards),
-            "mean_reward": sum(rewards) / len(rewards) if rewards else 0.0,
-            "valid_rate": sum(valid) / len(valid) if valid else 0.0,
-            "tasks_with_reward": sum(any(s["reward"] > 0 for s in r["samples"]) for r in records),
-            "seconds": round(seconds, 1), "resumed": resumed}

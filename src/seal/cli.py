@@ -32,21 +32,24 @@ from seal.cli_common import (
     err,
     fail,
     load_seal,
+    log_progress,
     make_config,
     out,
     progress_bar,
     run_app,
 )
 from seal.cli_continual import register as register_continual
+from seal.cli_domains import register as register_domains
 from seal.cli_export import register as register_export
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="SEAL: a language model that learns by "
                   "writing its own fine-tuning data.")
-eval_app = typer.Typer(no_args_is_help=True, help="Evaluate self-edit methods and trained policies.")
-train_app = typer.Typer(no_args_is_help=True, help="Train the self-edit policy with ReST-EM.")
+eval_app = typer.Typer(help="Evaluate self-edit methods and trained policies.")
+train_app = typer.Typer(help="Train the self-edit policy with ReST-EM.")
 app.add_typer(eval_app, name="eval")
 app.add_typer(train_app, name="train")
 register_arc(eval_app, train_app)
+register_domains(eval_app, train_app)
 
 
 def main() -> None:
@@ -317,7 +320,7 @@ def train_knowledge(
     s = load_seal(cfg, slots=1 + cfg.rest_em.samples * cfg.rest_em.repeats)
     with err.status("ReST-EM ...") as status:
         summary = run(s, passages, out_dir, resume=resume, data_source=f"{Path(data).resolve()}[{offset}:{limit}]",
-                      progress=lambda msg: status.update(msg))
+                      progress=lambda msg: log_progress(status, msg))
     report = write_run_report(out_dir)
     for r in summary["rounds"]:
         out.print(f"round {r['round']}: mean reward {r['mean_reward']:+.3f} (std {r['std_reward']:.3f}), "

@@ -20,7 +20,7 @@ from typing import Annotated
 
 import typer
 
-from seal.cli_common import fail, load_seal, out, progress_bar
+from seal.cli_common import err, fail, load_seal, log_progress, out, progress_bar
 
 DataOpt = Annotated[Path | None, typer.Option("--data", help="Directory with *challenges*.json + *solutions*.json.")]
 SplitOpt = Annotated[str, typer.Option("--split", help="training | evaluation (with --data).")]
@@ -171,29 +171,20 @@ def train_arc(
     if out_dir.exists() and any(out_dir.iterdir()) and not resume:
         fail(f"{out_dir} is not empty: pass --resume to continue that run, or choose a new --out")
     s = load_seal(cfg, slots=1 + arc.slots)
-    info = {"source": "easy" if easy is not None else str(data), "split": split, "easy_seed": easy_seed,
-            "easy_max_side": easy_max_side, "easy_demos": easy_demos}
+    source = ("easy:" + json.dumps({"n": easy, "seed": easy_seed, "max_side": easy_max_side, "demos": easy_demos})
+              if easy is not None else f"{Path(data).resolve()}:{split}") + f"[{offset}:{limit}]"
     try:
-        with progress_bar() as bar:
-            ids: dict[int, int] = {}
-
-            def tick(rnd: int, done: int, total: int) -> None:
-                if rnd not in ids:
-                    ids[rnd] = bar.add_task(f"round {rnd}", total=total)
-                bar.update(ids[rnd], completed=done)
-
+        with err.status("ReST-EM on ARC ...") as status:
             summary = do_train(s, tasks, out_dir, rounds=rounds, samples=samples, cfg=arc, seed=seed,
-                               resume=resume, run_info=info, progress=tick)
+                               resume=resume, data_source=source, progress=lambda msg: log_progress(status, msg))
     except ArcRunError as exc:
         fail(str(exc))
-    out.print("| round | tasks | samples | valid | mean reward | tasks with a reward | policy examples | s |\n"
-              "|---:|---:|---:|---:|---:|---:|---:|---:|", highlight=False)
-    for r in summary.rounds:
-        out.print(f"| {r['round']}{' (resumed)' if r['resumed'] else ''} | {r['tasks']} | {r['samples']} | "
-                  f"{100 * r['valid_rate']:.0f} % | {r['mean_reward']:.2f} | {r['tasks_with_reward']} | "
-                  f"{r.get('policy_examples', '-')} | {r['seconds']:.0f} |", highlight=False)
-    out.print(f"\npolicy adapter: {out_dir / 'policy'}   log: {out_dir / 'samples.jsonl'}   "
-              f"({summary.wall_s:.0f} s)", highlight=False)
+    out.print("| round | tasks | samples | mean reward | kept | policy examples | s |\n"
+              "|---:|---:|---:|---:|---:|---:|---:|", highlight=False)
+    for r in summary["rounds"]:
+        out.print(f"| {r['round']} | {r['contexts']} | {r['samples']} | {r['mean_reward']:.2f} | {r['selected']} | "
+                  f"{r.get('policy_examples', '-')} | {r['wall_s']:.0f} |", highlight=False)
+    out.print(f"\npolicy adapter: {out_dir}/round-{rounds}/policy   log: {out_dir / 'samples.jsonl'}", highlight=False)
 
 
 def register(eval_app: typer.Typer, train_app: typer.Typer) -> None:

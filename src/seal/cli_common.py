@@ -30,7 +30,7 @@ StoreOpt = Annotated[Path, typer.Option("--store", help="Store directory (env SE
 def user_errors() -> tuple[type[BaseException], ...]:
     from seal.config import ConfigError
     from seal.documents import DocumentError
-    from seal.domains.base import SelfEditError
+    from seal.domains.base import DomainError, SelfEditError
     from seal.domains.knowledge import DataError
     from seal.grading import JudgeError
     from seal.io import LogError
@@ -41,7 +41,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from seal.teacher import TeacherError
 
     return (ConfigError, DocumentError, DataError, StoreError, ModelLoadError, LearnError, SelfEditError,
-            JudgeError, RunError, TeacherError, LogError, FileNotFoundError)
+            JudgeError, RunError, TeacherError, LogError, DomainError, FileNotFoundError)
 
 
 def run_app(app: typer.Typer) -> None:
@@ -71,6 +71,27 @@ def make_config(config: Path | None, sets: list[str] | None, model: str | None =
 def progress_bar() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     console=err, transient=True)
+
+
+def command_line(ctx: typer.Context) -> list[str]:
+    """The command as given (rebuilt from the parsed options, so it is right under any runner): manifests."""
+    args = ["seal", *ctx.command_path.split()[1:]]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if value is None or value is False or value == [] or value == "" or not getattr(param, "opts", None):
+            continue
+        flag = param.opts[0]
+        for v in value if isinstance(value, list | tuple) else [value]:
+            args += [flag] if v is True else [flag, str(v)]
+    return args
+
+
+def log_progress(status, msg: str) -> None:
+    """Show ``msg`` on the Rich status line; when stderr is not a terminal (a file, a CI log) also print it as
+    a plain line, so a long run logs one line per pass and per round."""
+    status.update(msg)
+    if not err.is_terminal:
+        err.print(msg, highlight=False, markup=False)
 
 
 def load_seal(cfg, slots: int = 1, grader=None):

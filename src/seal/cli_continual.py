@@ -79,9 +79,10 @@ def eval_forgetting(
     seed: int = 0, config: ConfigOpt = None, set_: SetOpt = None, model: ModelOpt = None,
 ) -> None:
     """Catastrophic forgetting: learn N passages in sequence; after each, evaluate every passage seen so far."""
-    from seal.continual import STRATEGIES, evaluate_forgetting, retention_heatmap
+    from seal.continual import STRATEGIES, evaluate_forgetting
     from seal.domains.knowledge import load_passages
     from seal.io import atomic_write_json
+    from seal.report import retention_heatmap
 
     if strategy not in STRATEGIES:
         cli.fail(f"--strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")

@@ -46,27 +46,50 @@ def _finite(obj: Any, section: str) -> None:
         _check(not isinstance(value, float) or math.isfinite(value), f"{section}.{f.name} must be finite, not {value}")
 
 
+def _scalar(value: Any, kind: str, where: str) -> Any:
+    """``value`` as a ``kind`` (float, int, bool, str), converted where lossless; a ConfigError otherwise."""
+    if kind == "float":
+        _check(isinstance(value, int | float) and not isinstance(value, bool), f"{where} must be a number, "
+               f"not {value!r}")
+        _check(not isinstance(value, int) or abs(value) <= 2 ** 1023, f"{where} is too large")  # float() overflows
+        return float(value)
+    if kind == "int":
+        _check(isinstance(value, int) and not isinstance(value, bool), f"{where} must be a whole number, "
+               f"not {value!r}")
+    elif kind == "bool":
+        _check(isinstance(value, bool), f"{where} must be true or false, not {value!r}")
+    elif kind == "str":
+        _check(isinstance(value, str), f"{where} must be a string, not {value!r}")
+    return value
+
+
+def _typed(value: Any, kind: str, where: str) -> Any:
+    """``value`` checked against an annotation: a scalar, ``tuple[T, ...]`` or a fixed ``tuple[T1, T2]``
+    (lists become tuples, nested too)."""
+    if not kind.startswith("tuple["):
+        return _scalar(value, kind, where)
+    _check(isinstance(value, list | tuple), f"{where} must be a list, not {value!r}")
+    inner = kind[len("tuple["):-1]
+    parts, depth, cur = [], 0, ""
+    for ch in inner:  # split "tuple[str, ...], float" at top-level commas
+        depth += ch == "["
+        depth -= ch == "]"
+        if ch == "," and depth == 0:
+            parts.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    parts.append(cur.strip())
+    if len(parts) == 2 and parts[1] == "...":
+        return tuple(_typed(v, parts[0], f"{where}[{i}]") for i, v in enumerate(value))
+    _check(len(value) == len(parts), f"{where} must have {len(parts)} items, not {len(value)}")
+    return tuple(_typed(v, k, f"{where}[{i}]") for i, (v, k) in enumerate(zip(value, parts, strict=True)))
+
+
 def _typecheck(obj: Any, section: str) -> None:
     """Check (and where lossless, convert) each field against its annotation; a clear ConfigError otherwise."""
     for f in dataclasses.fields(obj):
-        value, kind = getattr(obj, f.name), str(f.type)
-        where = f"{section}.{f.name}"
-        if kind == "float":
-            _check(isinstance(value, int | float) and not isinstance(value, bool), f"{where} must be a number, "
-                   f"not {value!r}")
-            _check(not isinstance(value, int) or abs(value) <= 2 ** 1023, f"{where} is too large")  # float() overflows
-            setattr(obj, f.name, float(value))
-        elif kind == "int":
-            _check(isinstance(value, int) and not isinstance(value, bool), f"{where} must be a whole number, "
-                   f"not {value!r}")
-        elif kind == "bool":
-            _check(isinstance(value, bool), f"{where} must be true or false, not {value!r}")
-        elif kind == "str":
-            _check(isinstance(value, str), f"{where} must be a string, not {value!r}")
-        elif kind.startswith("tuple[str"):
-            _check(isinstance(value, list | tuple) and all(isinstance(v, str) for v in value),
-                   f"{where} must be a list of strings, not {value!r}")
-            setattr(obj, f.name, tuple(value))
+        setattr(obj, f.name, _typed(getattr(obj, f.name), str(f.type), f"{section}.{f.name}"))
 
 
 @dataclass
@@ -121,7 +144,8 @@ class InnerLoopConfig:
     """Per-adapter gradient-norm clip (0 = off). Per adapter, so batched adapters stay independent."""
     engine: str = "auto"
     """``auto`` (K adapters batched on CUDA; on CPU whichever of batched / one at a time a quick measurement
-    finds faster), ``batched``, ``sequential``; ``peft`` names the reference, which lives in the benchmark."""
+    finds faster), ``batched``, ``sequential``. (The reference procedure, PEFT + HF Trainer, lives in the
+    benchmark only.)"""
     unpadded: bool = True
     """On CPU, batched steps on Llama-family models run as one unpadded token stream (``seal.unpadded``)
     instead of rows padded to the longest; same losses and updates, no FLOPs spent on padding. CUDA always
@@ -134,7 +158,8 @@ class InnerLoopConfig:
         _check(0 < self.lr < 1 and math.isfinite(self.lr), "inner_loop.lr must be in (0, 1)")
         _check(self.batch_tokens >= 16, "inner_loop.batch_tokens must be >= 16")
         _check(self.max_seq_tokens >= 8, "inner_loop.max_seq_tokens must be >= 8")
-        _check(self.engine in ("auto", "batched", "sequential", "peft"), f"inner_loop.engine: {self.engine!r}")
+        _check(self.engine in ("auto", "batched", "sequential"), f"inner_loop.engine: {self.engine!r} is not "
+               "auto, batched or sequential")
         _check(self.grad_clip >= 0, "inner_loop.grad_clip must be >= 0")
         _check(self.weight_decay >= 0, "inner_loop.weight_decay must be >= 0")
         _finite(self, "inner_loop")
@@ -240,9 +265,104 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
+@dataclass
+class ArcConfig:
+    """The ``[arc]`` section: knobs of the ARC domain (TTT data caps, prediction, self-edit policy, oracle grid).
+    CPU defaults."""
+
+    max_examples: int = 12
+    """TTT training sequences per self-edit (leave-one-out first, then augmented; paper: hundreds)."""
+    max_chars: int = 900
+    """Drop TTT sequences longer than this many characters (<= ~1 token per char: keeps them <= ~900 tokens)."""
+    leave_two_out: bool = False
+    max_seq_tokens: int = 2048
+    """Truncation limit of TTT and policy-SFT sequences (replaces inner_loop.max_seq_tokens here)."""
+    batch_tokens: int = 0
+    """Token budget of one TTT optimiser step; 0 = inner_loop.batch_tokens (one TTT sequence per step: they are longer)."""
+    tta: tuple[str, ...] = ("identity", "transpose", "flip_h", "rot180")
+    """Test-time augmentations voted over at prediction (each must be invertible on any grid)."""
+    attempts: int = 2
+    """Attempts per test input (ARC: pass@2)."""
+    answer_slack: int = 8
+    """Extra tokens on top of the expected answer size (rows x (cols + 1) characters)."""
+    max_prompt_chars: int = 12000
+    """Prediction prompts longer than this are not run (the task fails with a logged reason)."""
+    lr_range: tuple[float, float] = (1e-5, 1e-2)
+    """Learning rates of self-edits are clamped into this range."""
+    max_epochs: int = 5
+    """Epochs of self-edits are clamped to 1..max_epochs (the CPU budget; paper: up to 10)."""
+    slots: int = 4
+    """TTT adapters trained and evaluated together (prediction is batched over them)."""
+    # --- the self-edit policy (see seal.domains.arc.policy) ---
+    self_edit_mode: str = "constrained"
+    """``constrained``: the model chooses every field's value among allowed choices, sampled from its own
+    probabilities of those continuations (always valid JSON). ``free``: the model writes free text that is parsed
+    (invalid JSON / unknown values -> reward 0 with the reason)."""
+    temperature: float = 1.0
+    """Sampling temperature of self-edits at evaluation (both modes)."""
+    train_temperature: float = 2.0
+    """Sampling temperature of self-edits in ReST-EM (exploration: the default model puts ~97 % on the prompt's
+    example learning rate, so at 1.0 a few samples per task would almost never try another configuration)."""
+    free_max_tokens: int = 160
+    """Token budget of a free-text self-edit."""
+    lr_choices: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3)
+    epoch_choices: tuple[int, ...] = (1, 2, 3)
+    # --- the oracle grid (seal.domains.arc.selfedit.all_configurations) ---
+    oracle_augmentations: tuple[tuple[str, ...], ...] = ((), ("basic",))
+    oracle_loss_on: tuple[str, ...] = ("output", "all")
+    oracle_lrs: tuple[float, ...] = (1e-3,)
+    oracle_epochs: tuple[int, ...] = (2,)
+    oracle_max_configs: int = 4
+    """Cap on the oracle grid (evenly spread subset); the oracle stops at a task's first success."""
+
+    def __post_init__(self) -> None:
+        from seal.domains.arc.augment import REGISTRY  # pure Python; imported here so config stays light
+
+        check = _check
+        _typecheck(self, "arc")
+
+        check(self.max_examples >= 1, "arc.max_examples must be >= 1")
+        check(self.max_chars >= 16, "arc.max_chars must be >= 16")
+        check(self.max_seq_tokens >= 16, "arc.max_seq_tokens must be >= 16")
+        check(self.batch_tokens == 0 or self.batch_tokens >= 16, "arc.batch_tokens must be 0 or >= 16")
+        _finite(self, "arc")
+        check(len(self.tta) >= 1, "arc.tta needs at least one transform")
+        for name in self.tta:
+            check(name in REGISTRY and REGISTRY[name].group in ("identity", "basic"),
+                  f"arc.tta: {name!r} is not a shape-level transform (identity, rotations, flips, ...)")
+        check(self.attempts >= 1, "arc.attempts must be >= 1")
+        check(self.answer_slack >= 0 and self.max_prompt_chars >= 100, "arc.answer_slack/max_prompt_chars")
+        lo, hi = self.lr_range
+        check(len(self.lr_range) == 2 and 0 < lo <= hi < 1, "arc.lr_range must be [lo, hi] with 0 < lo <= hi < 1")
+        check(1 <= self.max_epochs <= 100, "arc.max_epochs must be in 1..100")
+        check(self.slots >= 1, "arc.slots must be >= 1")
+        check(self.self_edit_mode in ("constrained", "free"), "arc.self_edit_mode must be constrained or free")
+        check(self.temperature >= 0 and self.train_temperature >= 0 and self.free_max_tokens >= 16,
+              "arc.temperature/train_temperature must be >= 0, arc.free_max_tokens >= 16")
+        check(bool(self.lr_choices) and all(lo <= x <= hi for x in self.lr_choices),
+              "arc.lr_choices must be non-empty and inside arc.lr_range")
+        check(bool(self.epoch_choices) and all(1 <= e <= self.max_epochs for e in self.epoch_choices),
+              "arc.epoch_choices must be non-empty and in 1..arc.max_epochs")
+        check(bool(self.oracle_augmentations) and bool(self.oracle_loss_on) and bool(self.oracle_lrs)
+              and bool(self.oracle_epochs), "arc.oracle_* grids must be non-empty")
+        check(all(s in ("output", "all") for s in self.oracle_loss_on), "arc.oracle_loss_on: output or all")
+        check(self.oracle_max_configs >= 1, "arc.oracle_max_configs must be >= 1")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ArcConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        bad = set(data) - names
+        if bad:
+            raise ConfigError(f"unknown key(s) in [arc]: {', '.join(sorted(bad))}")
+        return cls(**data)
+
+
 _SECTIONS = {
     "model": ModelConfig, "lora": LoRAConfig, "inner_loop": InnerLoopConfig,
-    "self_edit": SelfEditConfig, "eval": EvalConfig, "rest_em": RestEMConfig,
+    "self_edit": SelfEditConfig, "eval": EvalConfig, "rest_em": RestEMConfig, "arc": ArcConfig,
 }
 
 
@@ -254,6 +374,7 @@ class SealConfig:
     self_edit: SelfEditConfig = field(default_factory=SelfEditConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     rest_em: RestEMConfig = field(default_factory=RestEMConfig)
+    arc: ArcConfig = field(default_factory=ArcConfig)
 
     @classmethod
     def preset(cls, name: str = "cpu") -> SealConfig:

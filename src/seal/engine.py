@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from seal.config import SealConfig
-from seal.domains.base import Domain, call_domain, checked_score
+from seal.domains.base import Domain, DomainError, call_domain, checked_score
 from seal.generate import TransformersGenerator
 from seal.grading import Grader, make_grader
 from seal.inner_loop import TrainJob, TrainResult, train_adapters
@@ -76,8 +76,12 @@ class Seal:
                                           adapters=routes, progress=progress) if prompts else []
         scores = []
         for (ctx, _), (a, b) in zip(pairs, spans, strict=True):
-            acc, verdicts = call_domain(domain, "score", ctx, answers[a:b], self.grader)
-            scores.append(Score(checked_score(domain, acc, "score"), answers[a:b], list(verdicts)))
+            result = call_domain(domain, "score", ctx, answers[a:b], self.grader)
+            if not (isinstance(result, tuple | list) and len(result) == 2
+                    and isinstance(result[1], list | tuple)):
+                raise DomainError(f"domain {domain.name!r}: score returned {result!r:.60}; expected (score, "
+                                  "verdicts)")
+            scores.append(Score(checked_score(domain, result[0], "score"), answers[a:b], list(result[1])))
         return scores
 
     def baseline(self, domain: Domain, ctx: Any) -> Score:

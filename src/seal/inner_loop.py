@@ -280,8 +280,6 @@ def train_adapters(bank: AdapterBank, tokenizer, jobs: list[TrainJob], cfg: Inne
     bank.ensure_slots(max((j.slot for j in jobs), default=0) + 1)
     device = next(iter(bank.layers.values())).A.device
     engine = resolve_engine(cfg.engine, device, bank, len(jobs), cfg.batch_tokens)
-    if engine == "peft":
-        raise ValueError("the PEFT reference engine lives in bench/inner_loop.py, not in train_adapters")
     groups = [[j] for j in jobs] if engine == "sequential" else [jobs]
     results = {j.slot: TrainResult(slot=j.slot, engine=engine) for j in jobs}
     for group in groups:

@@ -201,6 +201,10 @@ class AdapterBank:
 
     def __init__(self, model: nn.Module, cfg: LoRAConfig, layers: dict[str, LoRALinear], router: _Router) -> None:
         self.model, self.cfg, self.layers, self.router = model, cfg, layers, router
+        self.merged: list = []
+        """Keys of the updates :meth:`merge_update` folded into the base weights, in order."""
+        self.pristine: dict[str, torch.Tensor] | None = None
+        """A copy of the target layers' weights before the first tracked merge (for :meth:`restore_base`)."""
 
     # ----------------------------------------------------------------- lifecycle
     @classmethod
@@ -333,11 +337,38 @@ class AdapterBank:
 
     @torch.no_grad()
     def merge(self, slot: int) -> None:
-        """Fold one slot's update into the base weights (the paper's sequential-edit setting); zero the slot."""
+        """Fold one slot's update into the base weights (the paper's sequential-edit setting); zero the slot.
+        Untracked: :meth:`merge_update` also records it, so :meth:`restore_base` can undo it."""
         for lora in self.layers.values():
             delta = (lora.A[slot] @ lora.B[slot]).t() * lora.scale
             lora.base.weight.add_(delta.to(lora.base.weight.dtype))
             lora.B[slot].zero_()
+
+    # ----------------------------------------------------------------- merged updates (bookkeeping)
+    def merge_update(self, slot: int, key, *, keep_pristine: bool = True) -> None:
+        """:meth:`merge` ``slot`` and remember it as ``key`` in :attr:`merged`; with ``keep_pristine`` the unmerged
+        weights are copied first (once), so :meth:`restore_base` can undo every tracked merge exactly."""
+        if keep_pristine and self.pristine is None and not self.merged:
+            self.pristine = {name: lora.base.weight.detach().clone() for name, lora in self.layers.items()}
+        self.merge(slot)
+        self.merged.append(key)
+
+    def rename_merged(self, keys: list) -> None:
+        """Rename what is merged (e.g. once a store commit gave the pending updates their version ids)."""
+        if len(keys) != len(self.merged):
+            raise ValueError("set_merged_keys must keep the number of merged updates")
+        self.merged = list(keys)
+
+    @torch.no_grad()
+    def restore_base(self) -> None:
+        """Undo every tracked merge: the base weights become the loaded model's again."""
+        if not self.merged:
+            return
+        if self.pristine is None:
+            raise RuntimeError("updates were merged without keeping the original weights; cannot restore them")
+        for name, lora in self.layers.items():
+            lora.base.weight.copy_(self.pristine[name])
+        self.merged = []
 
     def save(self, slot: int, directory: str | Path, base_model: str | None = None) -> Path:
         """Write ``adapter_model.safetensors`` + ``adapter_config.json`` (PEFT layout), each file atomically.

@@ -1,7 +1,8 @@
-"""Reports a person reads: Markdown tables and PNG plots for ReST-EM runs and evaluations.
+"""Reports a person reads: Markdown tables and PNG plots for ReST-EM runs, evaluations and forgetting runs.
 
     write_run_report("runs/r1")                          # runs/r1/report.md + rewards.png
     accuracy_plot({"base": 0.1, "SEAL": 0.3}, "acc.png")
+    retention_heatmap(result.as_dict(), "forgetting.png")  # a seal.continual.evaluate_forgetting result
 """
 
 from __future__ import annotations
@@ -60,6 +61,47 @@ def accuracy_plot(accuracies: dict[str, float], path: str | Path, title: str = "
     ax.set_ylabel("accuracy (%)")
     ax.set_title(title, fontsize=10)
     ax.tick_params(axis="x", labelrotation=20, labelsize=8)
+    fig.tight_layout()
+    atomic_savefig(fig, path)
+    plt.close(fig)
+    return Path(path)
+
+
+def retention_heatmap(result: dict[str, Any], path: str | Path, title: str | None = None) -> Path:
+    """The retention matrix as a heatmap (like the paper's Figure 6): a 'base' row, then one row per step."""
+    import numpy as np
+
+    from seal.continual.forgetting import summarize
+
+    plt = _plt()
+    matrix, base = result["matrix"], result["base"]
+    n = len(base)
+    data = np.full((n + 1, n), np.nan)
+    data[0] = base
+    for i, row in enumerate(matrix):
+        for j, v in enumerate(row):
+            if v is not None:
+                data[i + 1, j] = v
+    fig, ax = plt.subplots(figsize=(1.0 + 0.62 * n, 1.4 + 0.5 * (n + 1)), dpi=130)
+    im = ax.imshow(np.ma.masked_invalid(data), cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+    for (r, c), v in np.ndenumerate(data):
+        if not np.isnan(v):
+            ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if v < 0.6 else "black")
+    ax.axhline(0.5, color="white", lw=1.5)
+    ax.set_xticks(range(n), [str(j + 1) for j in range(n)])
+    ax.set_yticks(range(n + 1), ["base"] + [f"after {i + 1}" for i in range(n)])
+    ax.set_xlabel("passage evaluated")
+    ax.set_ylabel("model")
+    s = result.get("summary") or summarize(matrix, base)
+
+    def f(x):
+        return "-" if x is None else f"{x:.2f}"
+
+    guard = ", guard" if result.get("guard") else ""
+    ax.set_title(title or f"{result.get('strategy', '?')}{guard}: right after {f(s['diagonal_mean'])}, "
+                          f"after all {f(s['final_mean'])}\nforgetting {f(s['forgetting'])}, "
+                          f"base {f(s['base_mean'])}", fontsize=8)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="accuracy")
     fig.tight_layout()
     atomic_savefig(fig, path)
     plt.close(fig)

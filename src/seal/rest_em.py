@@ -30,15 +30,16 @@ import json
 import random
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from seal.domains.base import SelfEditError
+from seal.domains.base import Domain, DomainError, EditItem, call_domain, checked_score
 from seal.domains.knowledge import KnowledgeDomain, Passage
 from seal.engine import Seal
-from seal.inner_loop import Example, TrainJob, train_adapters
+from seal.inner_loop import train_adapters
 from seal.io import append_jsonl, atomic_write_json, read_jsonl
+from seal.jobs import TrainJob
 
 POLICY_SLOT = 0
 
@@ -62,8 +63,9 @@ def runtime(seal: Seal) -> dict[str, str]:
     return {"device": seal.lm.device.type, "dtype": str(dtype).removeprefix("torch.")}
 
 
-def run_config(seal: Seal, data_source: str) -> dict[str, Any]:
-    cfg = {"seal": seal.cfg.to_dict(), "data": data_source, "domain": "knowledge", "runtime": runtime(seal)}
+def run_config(seal: Seal, data_source: str, domain: str = "knowledge", fmt: str = "") -> dict[str, Any]:
+    cfg = {"seal": seal.cfg.to_dict(), "data": data_source, "domain": domain, "format": fmt,
+           "runtime": runtime(seal)}
     return json.loads(json.dumps(cfg))  # the form it has once saved (tuples become lists)
 
 
@@ -126,17 +128,22 @@ def load_policy(seal: Seal, path: str | Path, slot: int = POLICY_SLOT) -> Path:
     raise RunError(f"no policy adapter under {path} (expected RUN_DIR, RUN_DIR/round-N or an adapter dir)")
 
 
-def train_knowledge(seal: Seal, passages: list[Passage], run_dir: str | Path, *, resume: bool = False,
-                    data_source: str = "", progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+def train(seal: Seal, domain: Domain, contexts: Sequence[Any], run_dir: str | Path, *, fmt: str | None = None,
+          resume: bool = False, data_source: str = "", progress: Callable[[str], None] | None = None
+          ) -> dict[str, Any]:
+    """ReST-EM over any :class:`~seal.domains.base.Domain` (see the module docstring); returns the per-round
+    summaries. Every domain-specific step goes through the domain's hooks, so this loop has no special cases."""
     cfg = seal.cfg.rest_em
     run_dir = Path(run_dir)
-    config = run_config(seal, data_source)
+    fmt = fmt or domain.default_format or domain.formats[0]
+    rule = domain.selection or cfg.selection
+    config = run_config(seal, data_source, domain.name, fmt)
+    config["context_ids"] = [domain.context_id(c) for c in contexts]  # resume on other data is refused
     prepare_run_dir(run_dir, config, resume)
-    fmt = seal.cfg.self_edit.format if seal.cfg.self_edit.format != "passage" else "implications"
-    dom = KnowledgeDomain(seal.cfg.self_edit.include_passage, seal.cfg.self_edit.max_sequences)
     seal.bank.ensure_slots(1 + cfg.samples * cfg.repeats * min(cfg.contexts_per_pass, cfg.contexts))
     done = {(r["round"], r["context"], r["sample"], r["repeat"]): r for r in read_jsonl(run_dir / "samples.jsonl")}
-    contexts = round_contexts(passages, cfg.contexts, cfg.rounds, cfg.seed)
+    rounds = ([list(contexts)[:cfg.contexts]] * cfg.rounds if domain.reuse_contexts
+              else round_contexts(list(contexts), cfg.contexts, cfg.rounds, cfg.seed))
     has_policy = False
     summaries = []
     for rnd in range(1, cfg.rounds + 1):
@@ -148,35 +155,37 @@ def train_knowledge(seal: Seal, passages: list[Passage], run_dir: str | Path, *,
             continue
         t0 = time.perf_counter()
         texts_log = {(r["context"], r["sample"]): r["text"] for r in read_jsonl(rdir / "self_edits.jsonl")}
-        kept: list[tuple[Passage, str]] = []
+        kept: list[tuple[Any, str]] = []
         all_rewards: list[float] = []
         failures = 0
-        ctxs = list(enumerate(contexts[rnd - 1]))
+        ctxs = list(enumerate(rounds[rnd - 1]))
         for start in range(0, len(ctxs), cfg.contexts_per_pass):
             chunk = ctxs[start:start + cfg.contexts_per_pass]
             if progress:
                 progress(f"round {rnd}/{cfg.rounds}: contexts {start + 1}-{start + len(chunk)}/{cfg.contexts}")
             for ci, ctx in chunk:  # each context's self-edits from its own seed, whatever the pass size
                 if not all((ci, s) in texts_log for s in range(cfg.samples)):
-                    seed = cfg.seed * 1_000_003 + rnd * 10_007 + ci
-                    texts = seal.write_self_edits(dom, [(ctx, fmt)], n=cfg.samples, seed=seed,
-                                                  policy_slot=POLICY_SLOT if has_policy else None)[0]
+                    texts = call_domain(domain, "write_self_edits", seal, [ctx], fmt, cfg.samples,
+                                        seed=domain.context_seed(cfg.seed, rnd, ci),
+                                        policy_slot=POLICY_SLOT if has_policy else None, training=True)[0]
                     new = [{"context": ci, "sample": s, "text": t} for s, t in enumerate(texts)
                            if (ci, s) not in texts_log]  # (the same texts: the context's seed is fixed)
                     _write(append_jsonl, rdir / "self_edits.jsonl", new)
                     texts_log.update({(ci, r["sample"]): r["text"] for r in new})
-            bases = seal.baselines(dom, [ctx for _, ctx in chunk])
-            items = [(ci, ctx, [texts_log[(ci, s)] for s in range(cfg.samples)], base.accuracy)
-                     for (ci, ctx), base in zip(chunk, bases, strict=True)]
-            for (ci, ctx), rewards in zip(chunk, _e_step(seal, dom, rnd, items, fmt, done, run_dir), strict=True):
+            bases = call_domain(domain, "baselines", seal, [ctx for _, ctx in chunk])
+            items = [(ci, ctx, [texts_log[(ci, s)] for s in range(cfg.samples)], checked_score(domain, b, "baselines"))
+                     for (ci, ctx), b in zip(chunk, bases, strict=True)]
+            for (ci, ctx), rewards in zip(chunk, _e_step(seal, domain, rnd, items, fmt, done, run_dir), strict=True):
                 failures += sum(r is None for r in rewards)
                 all_rewards += [r for r in rewards if r is not None]
-                kept += [(ctx, texts_log[(ci, i)]) for i in select(rewards, cfg.selection)]
+                kept += [(ctx, texts_log[(ci, i)]) for i in select(rewards, rule)]
         # M-step
         policy_loss = None
-        if kept:
-            examples = [Example(dom.self_edit_prompt(seal.lm, ctx, fmt), text) for ctx, text in kept]
-            inner = dataclasses.replace(seal.cfg.inner_loop, lr=cfg.policy_lr, epochs=cfg.policy_epochs)
+        examples = list({(domain.context_id(c), e.prompt, e.completion): e for c, e in
+                         ((c, call_domain(domain, "policy_example", seal.lm, c, t, fmt)) for c, t in kept)}.values())
+        if examples:  # (each distinct kept self-edit once)
+            inner = domain.policy_train_config(dataclasses.replace(seal.cfg.inner_loop, lr=cfg.policy_lr,
+                                                                   epochs=cfg.policy_epochs))
             res = train_adapters(seal.bank, seal.lm.tokenizer,
                                  [TrainJob(POLICY_SLOT, examples, seed=cfg.seed + rnd, reset=not has_policy)], inner)[0]
             if res.failed:
@@ -186,59 +195,60 @@ def train_knowledge(seal: Seal, passages: list[Passage], run_dir: str | Path, *,
             seal.bank.reset(POLICY_SLOT, seed=cfg.seed)  # an untrained LoRA (B = 0) is the base policy
         seal.bank.save(POLICY_SLOT, rdir / "policy", base_model=seal.lm.source)
         summary = {
-            "round": rnd, "contexts": cfg.contexts, "samples": cfg.samples, "repeats": cfg.repeats,
+            "round": rnd, "domain": domain.name, "format": fmt, "contexts": cfg.contexts, "samples": cfg.samples,
+            "repeats": cfg.repeats, "selection": rule,
             "mean_reward": statistics.fmean(all_rewards) if all_rewards else 0.0,
             "std_reward": statistics.pstdev(all_rewards) if len(all_rewards) > 1 else 0.0,
             "rewards": all_rewards, "positive_fraction": (sum(r > 0 for r in all_rewards) / len(all_rewards))
             if all_rewards else 0.0,
-            "selected": len(kept), "failed_edits": failures, "policy_final_loss": policy_loss,
-            "policy_updated": bool(kept), "wall_s": time.perf_counter() - t0,
+            "selected": len(kept), "policy_examples": len(examples), "failed_edits": failures,
+            "policy_final_loss": policy_loss, "policy_updated": bool(examples), "wall_s": time.perf_counter() - t0,
         }
-        _write(atomic_write_json, rdir / "selected.json", [{"title": c.title, "passage": c.id, "text": t}
-                                                           for c, t in kept])
+        _write(atomic_write_json, rdir / "selected.json",
+               [{"title": domain.context_title(c), "context": domain.context_id(c), "text": t} for c, t in kept])
         _write(atomic_write_json, rdir / "metrics.json", summary)  # written last: marks the round finished
         summaries.append(summary)
+        if progress:
+            progress(f"round {rnd}/{cfg.rounds} done: mean reward {summary['mean_reward']:+.3f}, "
+                     f"{len(kept)} kept, {summary['wall_s']:.0f} s")
     return {"rounds": summaries, "run_dir": str(run_dir)}
 
 
-def _e_step(seal: Seal, dom: KnowledgeDomain, rnd: int, items: list[tuple[int, Passage, list[str], float]],
+def train_knowledge(seal: Seal, passages: list[Passage], run_dir: str | Path, *, resume: bool = False,
+                    data_source: str = "", progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """ReST-EM on the knowledge domain (``seal train knowledge``): the config's format, ``implications``
+    when it is ``passage`` (no self-edit to learn)."""
+    fmt = seal.cfg.self_edit.format if seal.cfg.self_edit.format != "passage" else "implications"
+    return train(seal, KnowledgeDomain.from_config(seal.cfg), passages, run_dir, fmt=fmt, resume=resume,
+                 data_source=data_source, progress=progress)
+
+
+def _e_step(seal: Seal, domain: Domain, rnd: int, items: list[tuple[int, Any, list[str], float]],
             fmt: str, done: dict, run_dir: Path) -> list[list[float | None]]:
     """Inner loop + reward for every (sample, repeat) not already logged of the ``items`` (context index,
-    passage, its self-edit texts, its baseline accuracy), all trained in one pass and answered in one batched
-    generation; per context, the mean reward of each sample."""
+    context, its self-edit texts, its baseline score), applied together through ``domain.apply_self_edits``
+    (one batched pass); per context, the mean reward of each sample. Records are appended in one write."""
     cfg = seal.cfg.rest_em
-    jobs, keys, ctx_of = [], [], {}
+    todo, keys, base_of = [], [], {}
     for ci, ctx, texts, baseline in items:
         for s, text in enumerate(texts):
-            try:
-                examples, error = dom.parse_self_edit(ctx, text, fmt).examples, None
-            except SelfEditError as exc:
-                examples, error = None, str(exc)
             for rep in range(cfg.repeats):
                 key = (rnd, ci, s, rep)
-                if key in done:
-                    continue
-                if examples is None:
-                    rec = _record(key, ctx, None, None, baseline, f"unusable self-edit: {error}")
-                    _write(append_jsonl, run_dir / "samples.jsonl", rec)
-                    done[key] = rec
-                    continue
-                slot = 1 + len(jobs)  # slot 0 is the policy
-                jobs.append(TrainJob(slot, examples, seed=cfg.seed * 7919 + rep))
-                keys.append(key)
-                ctx_of[key] = (ctx, baseline)
-    if jobs:
-        results = seal.train(jobs)
-        ok = [(k, j, r) for k, j, r in zip(keys, jobs, results, strict=True) if not r.failed]
-        scores = seal.evaluate(dom, [(ctx_of[k][0], j.slot) for k, j, _ in ok])
-        by_key = {k: s for (k, _, _), s in zip(ok, scores, strict=True)}
+                if key not in done:
+                    todo.append(EditItem(ctx, text, fmt, seed=cfg.seed * 7919 + rep))
+                    keys.append(key)
+                    base_of[key] = (ctx, baseline)
+    if todo:
+        outcomes = call_domain(domain, "apply_self_edits", seal, todo, first_slot=1)  # slot 0 is the policy
+        if len(outcomes) != len(todo):
+            raise DomainError(f"domain {domain.name!r}: apply_self_edits returned {len(outcomes)} outcomes for "
+                              f"{len(todo)} self-edits")
         recs = []
-        for key, res in zip(keys, results, strict=True):
-            ctx, baseline = ctx_of[key]
-            sc = by_key.get(key)
-            recs.append(_record(key, ctx, sc.accuracy if sc else None, (sc.accuracy - baseline) if sc else None,
-                                baseline, res.failed, steps=res.steps, loss=res.final_loss,
-                                answers=sc.answers if sc else None))
+        for key, o in zip(keys, outcomes, strict=True):
+            ctx, baseline = base_of[key]
+            score = None if o.score is None else checked_score(domain, o.score, "apply_self_edits")
+            recs.append(_record(key, domain.context_id(ctx), score, None if score is None else score - baseline,
+                                baseline, o.failed, **o.info))
         # one write for the whole pass: a resume never re-trains part of a pass in a smaller batch (which would
         # round float32 sums differently from the uninterrupted run)
         _write(append_jsonl, run_dir / "samples.jsonl", recs)
@@ -253,9 +263,9 @@ def _e_step(seal: Seal, dom: KnowledgeDomain, rnd: int, items: list[tuple[int, P
     return out
 
 
-def _record(key, ctx: Passage, accuracy, reward, baseline, failed, **extra) -> dict[str, Any]:
+def _record(key, context_id: str, accuracy, reward, baseline, failed, **extra) -> dict[str, Any]:
     rnd, ci, s, rep = key
-    return {"round": rnd, "context": ci, "sample": s, "repeat": rep, "passage": ctx.id, "accuracy": accuracy,
+    return {"round": rnd, "context": ci, "sample": s, "repeat": rep, "passage": context_id, "accuracy": accuracy,
             "reward": reward, "baseline": baseline, "failed": failed, **extra}
 
 
@@ -286,7 +296,11 @@ def _differences(old: Any, new: Any, where: str = "") -> list[str]:
     if isinstance(old, dict) and isinstance(new, dict):
         return [d for k in sorted(set(old) | set(new), key=str)
                 for d in _differences(old.get(k), new.get(k), f"{where}.{k}" if where else str(k))]
-    return [] if old == new else [f"{where or 'config'}: {old!r} then, {new!r} now"]
+    def short(v: Any) -> str:
+        r = repr(v)
+        return r if len(r) <= 60 else r[:57] + "..."
+
+    return [] if old == new else [f"{where or 'config'}: {short(old)} then, {short(new)} now"]
 
 
 def _read_json(path: Path) -> dict[str, Any]:

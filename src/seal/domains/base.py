@@ -82,6 +82,9 @@ class Domain(ABC):
     selection: str | None = None
     """The domain's own selection rule, when it has one (ARC keeps every winning configuration); else the
     config's ``rest_em.selection``."""
+    reuse_contexts: bool = False
+    """Every ReST-EM round on the same contexts (a domain with few, like ARC's training tasks) instead of
+    fresh, disjoint ones per round."""
 
     # ------------------------------------------------------------------ data
     def load_contexts(self, path: str | Path) -> list[Any]:
@@ -110,6 +113,11 @@ class Domain(ABC):
         """``n`` sampled self-edit texts per context (from the policy adapter ``policy_slot``, else the base
         model), all in batched generation. ``training``: sampled for ReST-EM (a domain may explore more)."""
         return seal.write_self_edits(self, [(c, fmt) for c in ctxs], n=n, seed=seed, policy_slot=policy_slot)
+
+    def policy_train_config(self, inner):
+        """The inner-loop config of the policy's SFT (``rest_em.policy_lr``/``policy_epochs`` already set); a
+        domain may change e.g. ``max_seq_tokens`` for its long prompts."""
+        return inner
 
     def policy_example(self, lm, ctx: Any, text: str, fmt: str) -> Example:
         """The policy's SFT example for a kept self-edit: prompt -> self-edit (loss on the self-edit only)."""

@@ -7,6 +7,11 @@ paper). Questions are asked as ``Topic: {title}\\n{question}`` *without* the pas
     passages = load_passages("../shared/data/squad/squad_dev.json")
     dom = KnowledgeDomain()
     prompt = dom.self_edit_prompt(lm, passages[0], "implications")
+
+Your own self-edit prompt and parse rule come from a template file (``seal.domains.templates``)::
+
+    dom = KnowledgeDomain(template=load_template("examples/templates/study_notes.toml"))
+    prompt = dom.self_edit_prompt(lm, passages[0], "template")
 """
 
 from __future__ import annotations
@@ -16,10 +21,14 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from seal.config import KNOWLEDGE_FORMATS as FORMATS  # noqa: E402  (``passage``: train on the passage alone)
 from seal.domains.base import Domain, ParsedSelfEdit, SelfEditError
 from seal.jobs import Example
+
+if TYPE_CHECKING:
+    from seal.domains.templates import Template
 
 _PROMPTS = {
     "implications": (
@@ -148,13 +157,21 @@ class KnowledgeDomain(Domain):
     formats = FORMATS
     default_format = "implications"
 
-    def __init__(self, include_passage: bool = True, max_sequences: int = 32) -> None:
+    def __init__(self, include_passage: bool = True, max_sequences: int = 32,
+                 template: Template | None = None) -> None:
         self.include_passage = include_passage
         self.max_sequences = max_sequences
+        self.template = template
+        if template is not None:  # a user's own self-edit format (seal.domains.templates)
+            self.formats = FORMATS + template.format_names
+            self.default_format = "template"
 
     @classmethod
-    def from_config(cls, cfg) -> KnowledgeDomain:
-        return cls(cfg.self_edit.include_passage, cfg.self_edit.max_sequences)
+    def from_config(cls, cfg, template: Template | None = None) -> KnowledgeDomain:
+        return cls(cfg.self_edit.include_passage, cfg.self_edit.max_sequences, template)
+
+    def _templated(self, fmt: str) -> bool:
+        return self.template is not None and fmt in self.template.format_names
 
     def load_contexts(self, path: str | Path) -> list[Passage]:
         return load_passages(path)
@@ -163,15 +180,24 @@ class KnowledgeDomain(Domain):
         return ctx.id
 
     def self_edit_prompt(self, lm, ctx: Passage, fmt: str) -> str:
+        if self._templated(fmt):
+            return lm.chat(self.template.render(ctx.title, ctx.context))
+        if fmt == "template":
+            raise ValueError("format 'template' needs a template file (KnowledgeDomain(template=...), --template)")
         return lm.chat(self_edit_instruction(ctx, fmt))
 
     def parse_self_edit(self, ctx: Passage, text: str, fmt: str) -> ParsedSelfEdit:
         dropped: list[tuple[str, str]] = []
         items: list[str] = []
+        # a template parses as "lines" (one sequence per line) or "qa" (exactly like self-qa)
+        templated = self._templated(fmt)
+        qa = fmt == "self-qa" or (templated and self.template.parse == "qa")
         if fmt != "passage":
             lines = [ln for ln in text.splitlines() if ln.strip()]
-            candidates = _qa_pairs(lines) if fmt == "self-qa" else []
-            if not candidates:  # also the fallback when a self-QA edit has no Q/A structure
+            candidates = _qa_pairs(lines) if qa else []
+            if templated and not qa:
+                candidates = [s for s in map(clean_line, lines) if s]
+            elif not candidates:  # also the fallback when a self-QA edit has no Q/A structure
                 # one sequence per sentence: a degenerate tail no longer costs the good sentences before it
                 candidates = [s for ln in lines for s in _SENTENCE.split(clean_line(ln)) if s]
             seen = {_key(ctx.context)}

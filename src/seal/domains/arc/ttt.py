@@ -29,118 +29,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from seal.config import ArcConfig
 from seal.inner_loop import Example, TrainJob, TrainResult, train_adapters
 
-from .augment import REGISTRY, apply_to_task, get_transform
+from .augment import apply_to_task, get_transform
 from .grids import Grid, format_task_prompt
 from .selfedit import ArcSelfEdit
 from .tasks import ArcTask
 from .ttt_data import build_ttt_examples
 from .voting import invert_answer, is_solved, vote
-
-
-@dataclass
-class ArcConfig:
-    """Knobs of the ARC domain (TTT data caps, prediction, self-edit policy, oracle grid). CPU defaults."""
-
-    max_examples: int = 12
-    """TTT training sequences per self-edit (leave-one-out first, then augmented; paper: hundreds)."""
-    max_chars: int = 900
-    """Drop TTT sequences longer than this many characters (<= ~1 token per char: keeps them <= ~900 tokens)."""
-    leave_two_out: bool = False
-    max_seq_tokens: int = 2048
-    """Truncation limit of TTT and policy-SFT sequences (replaces inner_loop.max_seq_tokens here)."""
-    batch_tokens: int = 0
-    """Token budget of one TTT optimiser step; 0 = inner_loop.batch_tokens (one TTT sequence per step: they are longer)."""
-    tta: tuple[str, ...] = ("identity", "transpose", "flip_h", "rot180")
-    """Test-time augmentations voted over at prediction (each must be invertible on any grid)."""
-    attempts: int = 2
-    """Attempts per test input (ARC: pass@2)."""
-    answer_slack: int = 8
-    """Extra tokens on top of the expected answer size (rows x (cols + 1) characters)."""
-    max_prompt_chars: int = 12000
-    """Prediction prompts longer than this are not run (the task fails with a logged reason)."""
-    lr_range: tuple[float, float] = (1e-5, 1e-2)
-    """Learning rates of self-edits are clamped into this range."""
-    max_epochs: int = 5
-    """Epochs of self-edits are clamped to 1..max_epochs (the CPU budget; paper: up to 10)."""
-    slots: int = 4
-    """TTT adapters trained and evaluated together (prediction is batched over them)."""
-    # --- the self-edit policy (see arc_loop.py) ---
-    self_edit_mode: str = "constrained"
-    """``constrained``: the model chooses every field's value among allowed choices, sampled from its own
-    probabilities of those continuations (always valid JSON). ``free``: the model writes free text that is parsed
-    (invalid JSON / unknown values -> reward 0 with the reason)."""
-    temperature: float = 1.0
-    """Sampling temperature of self-edits at evaluation (both modes)."""
-    train_temperature: float = 2.0
-    """Sampling temperature of self-edits in ReST-EM (exploration: the default model puts ~97 % on the prompt's
-    example learning rate, so at 1.0 a few samples per task would almost never try another configuration)."""
-    free_max_tokens: int = 160
-    """Token budget of a free-text self-edit."""
-    lr_choices: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3)
-    epoch_choices: tuple[int, ...] = (1, 2, 3)
-    # --- the oracle grid (seal.domains.arc.selfedit.all_configurations) ---
-    oracle_augmentations: tuple[tuple[str, ...], ...] = ((), ("basic",))
-    oracle_loss_on: tuple[str, ...] = ("output", "all")
-    oracle_lrs: tuple[float, ...] = (1e-3,)
-    oracle_epochs: tuple[int, ...] = (2,)
-    oracle_max_configs: int = 4
-    """Cap on the oracle grid (evenly spread subset); the oracle stops at a task's first success."""
-
-    def __post_init__(self) -> None:
-        from seal.config import ConfigError
-
-        def check(cond: bool, msg: str) -> None:
-            if not cond:
-                raise ConfigError(msg)
-
-        self.tta = tuple(self.tta)
-        self.lr_range = tuple(float(x) for x in self.lr_range)
-        self.lr_choices = tuple(float(x) for x in self.lr_choices)
-        self.epoch_choices = tuple(int(x) for x in self.epoch_choices)
-        self.oracle_augmentations = tuple(tuple(a) for a in self.oracle_augmentations)
-        self.oracle_loss_on = tuple(self.oracle_loss_on)
-        self.oracle_lrs = tuple(float(x) for x in self.oracle_lrs)
-        self.oracle_epochs = tuple(int(x) for x in self.oracle_epochs)
-        check(self.max_examples >= 1, "arc.max_examples must be >= 1")
-        check(self.max_chars >= 16, "arc.max_chars must be >= 16")
-        check(self.max_seq_tokens >= 16, "arc.max_seq_tokens must be >= 16")
-        check(self.batch_tokens == 0 or self.batch_tokens >= 16, "arc.batch_tokens must be 0 or >= 16")
-        check(len(self.tta) >= 1, "arc.tta needs at least one transform")
-        for name in self.tta:
-            check(name in REGISTRY and REGISTRY[name].group in ("identity", "basic"),
-                  f"arc.tta: {name!r} is not a shape-level transform (identity, rotations, flips, ...)")
-        check(self.attempts >= 1, "arc.attempts must be >= 1")
-        check(self.answer_slack >= 0 and self.max_prompt_chars >= 100, "arc.answer_slack/max_prompt_chars")
-        lo, hi = self.lr_range
-        check(len(self.lr_range) == 2 and 0 < lo <= hi < 1, "arc.lr_range must be [lo, hi] with 0 < lo <= hi < 1")
-        check(1 <= self.max_epochs <= 100, "arc.max_epochs must be in 1..100")
-        check(self.slots >= 1, "arc.slots must be >= 1")
-        check(self.self_edit_mode in ("constrained", "free"), "arc.self_edit_mode must be constrained or free")
-        check(self.temperature >= 0 and self.train_temperature >= 0 and self.free_max_tokens >= 16,
-              "arc.temperature/train_temperature must be >= 0, arc.free_max_tokens >= 16")
-        check(bool(self.lr_choices) and all(lo <= x <= hi for x in self.lr_choices),
-              "arc.lr_choices must be non-empty and inside arc.lr_range")
-        check(bool(self.epoch_choices) and all(1 <= e <= self.max_epochs for e in self.epoch_choices),
-              "arc.epoch_choices must be non-empty and in 1..arc.max_epochs")
-        check(bool(self.oracle_augmentations) and bool(self.oracle_loss_on) and bool(self.oracle_lrs)
-              and bool(self.oracle_epochs), "arc.oracle_* grids must be non-empty")
-        check(all(s in ("output", "all") for s in self.oracle_loss_on), "arc.oracle_loss_on: output or all")
-        check(self.oracle_max_configs >= 1, "arc.oracle_max_configs must be >= 1")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> ArcConfig:
-        from seal.config import ConfigError
-
-        names = {f.name for f in dataclasses.fields(cls)}
-        bad = set(data) - names
-        if bad:
-            raise ConfigError(f"unknown key(s) in [arc]: {', '.join(sorted(bad))}")
-        return cls(**data)
 
 
 # ----------------------------------------------------------------------------------------------- TTT data
