@@ -41,6 +41,7 @@ from seal.cli_common import (
 from seal.cli_continual import register as register_continual
 from seal.cli_domains import register as register_domains
 from seal.cli_export import register as register_export
+from seal.cli_serve import register as register_serve
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="SEAL: a language model that learns by "
                   "writing its own fine-tuning data.")
@@ -353,6 +354,7 @@ def bench(
 
 register_continual(app, eval_app)
 register_export(app)
+register_serve(app)
 
 if __name__ == "__main__":  # pragma: no cover
     main()
