@@ -118,6 +118,24 @@ def matmul_bound(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.fixture(scope="session")
+def chatty_model_dir(tmp_path_factory, tokenizer):
+    """Like ``tiny_model_dir`` but with untied embeddings: the tied tiny model greedily repeats the prompt's
+    final newline, so its answers strip to ''; this one answers (gibberish) text."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(1)
+    cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                      tie_word_embeddings=False, pad_token_id=0, eos_token_id=2, bos_token_id=1)
+    model = LlamaForCausalLM(cfg)
+    model.generation_config.pad_token_id = 0
+    path = tmp_path_factory.mktemp("chatty-model")
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory, tokenizer):
     """The tiny model saved as a normal HF checkpoint, for CLI tests that go through ``--model DIR``."""
     path = tmp_path_factory.mktemp("tiny-model")

@@ -28,24 +28,6 @@ QUESTIONS = ["Who founded the Verdant Guild?", "When did the Pellucid Railway op
 MAX_TOKENS = 8
 
 
-@pytest.fixture(scope="module")
-def chatty_model_dir(tmp_path_factory, tokenizer):
-    """The tiny model with untied embeddings, saved as an HF directory: the tied one (``tiny_model_dir``)
-    greedily repeats the prompt's final newline, so its answers strip to ''; this one answers (gibberish) text."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(1)
-    cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                      tie_word_embeddings=False, pad_token_id=0, eos_token_id=2, bos_token_id=1)
-    model = LlamaForCausalLM(cfg)
-    model.generation_config.pad_token_id = 0
-    path = tmp_path_factory.mktemp("chatty-model")
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
-
-
 def invoke(args: list[str]):
     r = CliRunner().invoke(cli.app, args)
     assert r.exit_code == 0, (args, r.output, r.exception)

@@ -23,7 +23,17 @@ import re
 from pathlib import Path
 
 from seal.domains.base import Domain, ParsedSelfEdit, SelfEditError
-from seal.domains.knowledge import _PREAMBLE, QA, DataError, Passage, _degenerate, _key, _qa_pairs, clean_line
+from seal.domains.knowledge import (
+    _PREAMBLE,
+    QA,
+    DataError,
+    Passage,
+    _degenerate,
+    _key,
+    _qa_pairs,
+    clean_line,
+    qa_score,
+)
 from seal.grading import normalize
 from seal.jobs import Example
 
@@ -375,11 +385,7 @@ class CodebaseDomain(Domain):
         return [lm.chat(_QUESTION_PROMPT.format(name=ctx.title, question=q.question)) for q in ctx.questions]
 
     def score(self, ctx: Passage, answers: list[str], grader) -> tuple[float, list[bool]]:
-        if not ctx.questions:
-            return 0.0, []
-        verdicts = grader.grade_many([q.question for q in ctx.questions], answers,
-                                     [q.answer for q in ctx.questions])
-        return sum(verdicts) / len(verdicts), verdicts
+        return qa_score(ctx, answers, grader)
 
 
 def _problem(item: str) -> str | None:

@@ -225,11 +225,15 @@ class KnowledgeDomain(Domain):
         return [lm.chat(_QUESTION_PROMPT.format(title=ctx.title, question=q.question)) for q in ctx.questions]
 
     def score(self, ctx: Passage, answers: list[str], grader) -> tuple[float, list[bool]]:
-        if not ctx.questions:
-            return 0.0, []
-        verdicts = grader.grade_many([q.question for q in ctx.questions], answers,
-                                     [q.answer for q in ctx.questions])
-        return sum(verdicts) / len(verdicts), verdicts
+        return qa_score(ctx, answers, grader)
+
+
+def qa_score(ctx: Passage, answers: list[str], grader) -> tuple[float, list[bool]]:
+    """Accuracy of ``answers`` to ``ctx``'s questions by ``grader`` (0 for a context without questions)."""
+    if not ctx.questions:
+        return 0.0, []
+    verdicts = grader.grade_many([q.question for q in ctx.questions], answers, [q.answer for q in ctx.questions])
+    return sum(verdicts) / len(verdicts), verdicts
 
 
 def self_edit_instruction(ctx: Passage, fmt: str) -> str:
