@@ -161,11 +161,19 @@ def test_web_page_learns_and_chats(server, browser, tmp_path):
     assert items("#versions li.live"), q("#versions").text
     assert all(li.find_elements(By.CSS_SELECTOR, "button.forget") for li in items("#documents li.item"))
 
+    # Chat, streamed, sampled at temperature 1 (the tiny random model's greedy answers decode to nothing).
+    for css, value in (("#chat-temperature", "1"), ("#chat-max-tokens", "8")):
+        q(css).clear()
+        q(css).send_keys(value)
+    q("#chat-stream").click()
     q("#chat-input").send_keys("Who built the Larkspur Ferry?")
     q("#chat-send").click()
-    wait.until(lambda _: items("#chat-log li.assistant[data-done='1']"))
+    wait.until(lambda _: items("#chat-log li.assistant[data-done='1']") or error_text())
+    assert not error_text(), error_text()
     answer = items("#chat-log li.assistant[data-done='1']")[-1]
+    assert "empty-answer" not in answer.get_attribute("class")
     assert answer.find_element(By.CSS_SELECTOR, ".text").text.strip()
+    assert answer.find_element(By.CSS_SELECTOR, ".who").text.lower() == "seal · v1"
     assert items("#chat-log li.user")[-1].text.endswith("Who built the Larkspur Ferry?")
 
     # Before (base) and after (seal), side by side, for the document just learned.
@@ -184,4 +192,20 @@ def test_web_page_learns_and_chats(server, browser, tmp_path):
         dest = ROOT / "results" / "serve" / "web_page.png"
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(shot, dest)
+
+    # Forget the document (a new version without it), then roll back to the version that had it.
+    q("#documents li.item button.forget").click()
+    slow = WebDriverWait(d, 45, poll_frequency=0.3)
+    slow.until(lambda _: q("#job-status").text.startswith("Forgetting") and
+               q("#job-status").get_attribute("data-status") in ("done", "failed", "rejected", "error"))
+    assert q("#job-status").get_attribute("data-status") == "done", (q("#job-status").text, error_text())
+    wait.until(lambda _: not any(TITLE in li.text for li in items("#documents li")))
+    wait.until(lambda _: q("#versions li.live").get_attribute("data-version") == "2")
+    q("#versions li[data-version='1'] button.rollback").click()
+    slow.until(lambda _: q("#job-status").text.startswith("Rolling back") and
+               q("#job-status").get_attribute("data-status") in ("done", "failed", "rejected", "error"))
+    assert q("#job-status").get_attribute("data-status") == "done", (q("#job-status").text, error_text())
+    wait.until(lambda _: q("#versions li.live").get_attribute("data-version") == "3")
+    assert "rollback" in q("#versions li.live").text and "v1" in q("#versions li.live").text
+    assert not error_text(), error_text()
     assert time.monotonic() - start < 90

@@ -40,6 +40,7 @@ def serve(store: StoreOpt = Path(DEFAULT_STORE),
 
     from seal.learning import config_for_store
     from seal.serve import Engine, ServeSettings, create_app
+    from seal.serve.jobs import JobStore
     from seal.serve.versions import FIRST_SERVING_SLOT
     from seal.store import Store
 
@@ -47,8 +48,10 @@ def serve(store: StoreOpt = Path(DEFAULT_STORE),
         cli.fail(f"--port must be between 0 and 65535, not {port}")
     if max_body_bytes < 1024:
         cli.fail(f"--max-body-bytes must be at least 1024, not {max_body_bytes}")
-    if max_queue < 1 or serving_slots < 1:
-        cli.fail("--max-queue and --serving-slots must be at least 1")
+    if max_queue < 1:
+        cli.fail(f"--max-queue must be at least 1, not {max_queue}")
+    if serving_slots < 2:
+        cli.fail(f"--serving-slots must be at least 2 (the live version and one other), not {serving_slots}")
     if not 0 <= batch_wait_ms <= 1000:
         cli.fail(f"--batch-wait-ms must be between 0 and 1000, not {batch_wait_ms:g}")
     if api_key is not None and not api_key.strip():
@@ -56,10 +59,11 @@ def serve(store: StoreOpt = Path(DEFAULT_STORE),
     cfg = cli.make_config(config, set_, model)
     with Store.open(store, create=True, base_model=cfg.model.name) as st:
         cfg = config_for_store(cfg, st)
+    jobs = JobStore(store)  # refuses a second server on this store, before the model loads
     seal = cli.load_seal(cfg, slots=FIRST_SERVING_SLOT + serving_slots)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    engine = Engine(seal, store, serving_slots=serving_slots, batch_wait_s=batch_wait_ms / 1000)
+    engine = Engine(seal, store, serving_slots=serving_slots, batch_wait_s=batch_wait_ms / 1000, jobs=jobs)
     engine.start()  # the store's live version loaded, interrupted jobs recovered: errors are one line here
     try:
         app = create_app(engine, ServeSettings(api_key=api_key, max_body_bytes=max_body_bytes, max_queue=max_queue))

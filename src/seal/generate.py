@@ -68,6 +68,7 @@ class TransformersGenerator:
         encoded = [tok(p, add_special_tokens=not self.lm.has_chat_template)["input_ids"] for p in prompts]
         order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
         out: list[str] = [""] * len(prompts)
+        counts = [0] * len(prompts)
         if seed is not None:
             torch.manual_seed(seed)
         done = 0
@@ -91,9 +92,13 @@ class TransformersGenerator:
                 new = self._greedy(batch, route, max_new_tokens)
             for row, i in enumerate(idx):
                 out[i] = tok.decode(new[row], skip_special_tokens=True).strip()
+                ids = new[row].tolist() if torch.is_tensor(new[row]) else new[row]
+                counts[i] = next((k for k, t in enumerate(ids) if t in self.stop_ids), len(ids))
             done += len(idx)
             if progress is not None:
                 progress(done, len(prompts))
+        self.last_counts = counts
+        """Tokens generated for each prompt of the last call, up to (not counting) a stop token."""
         return out
 
     def _route(self, route):

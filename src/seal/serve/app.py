@@ -7,9 +7,10 @@ Run it with ``seal serve`` (``seal.cli_serve``), or in-process::
     uvicorn.run(create_app(engine, ServeSettings(api_key="k")), host="127.0.0.1", port=8000)
 
 Routes (see README "Serve"): ``GET /health`` (open), ``GET /v1/models``, ``POST /v1/chat/completions``,
-``POST /v1/completions``, ``POST /v1/documents`` (202 + job), ``GET /v1/documents``, ``DELETE
-/v1/documents/{id}`` (202 + forget job), ``GET /v1/versions``, ``POST /v1/versions/{n}/rollback`` (202 + job),
-``GET /v1/jobs``, ``GET /v1/jobs/{job_id}``; ``GET /`` and ``/static/*`` serve ``serve/static/`` when it exists.
+``POST /v1/completions``, ``POST /v1/documents`` (202 + job), ``GET /v1/documents``, ``GET /v1/documents/{id}``
+(with its text), ``DELETE /v1/documents/{id}`` (202 + forget job), ``GET /v1/versions``,
+``POST /v1/versions/{n}/rollback`` (202 + job), ``GET /v1/jobs``, ``GET /v1/jobs/{job_id}``; ``GET /`` and
+``/static/*`` serve ``serve/static/`` when it exists.
 With a key, everything but ``/health``, ``/`` and ``/static/*`` needs ``Authorization: Bearer KEY``. Answers
 say which store version produced them: header ``x-seal-version`` and field ``seal_version`` (0 = base model).
 """
@@ -50,7 +51,8 @@ from seal.serve.protocol import (
     stream_events,
     usage,
 )
-from seal.serve.scheduler import Engine, GenRequest, GenResult, check_document
+from seal.serve.runner import check_document
+from seal.serve.scheduler import Engine, GenRequest, GenResult
 from seal.store import DB_NAME, Store, StoreError
 
 log = logging.getLogger("seal.serve")
@@ -210,6 +212,7 @@ def create_app(engine: Engine, settings: ServeSettings | None = None) -> FastAPI
         return {"status": "ok" if engine.running else "stopped", "model": lm.name, "version": engine.slots.live,
                 "store_version": read(lambda st: getattr(st.current_version(), "id", 0)),
                 "strategy": engine.slots.strategy, "queue": engine.jobs.count("queued"),
+                "store_locked": engine.store_locked,
                 "running_job": running.job_id if running else None, "pending_requests": engine.pending,
                 **dict(engine.stats)}
 
@@ -289,6 +292,15 @@ def create_app(engine: Engine, settings: ServeSettings | None = None) -> FastAPI
         return {"object": "list", "data": [{"id": d.id, "object": "document", "name": d.name, "title": d.title,
                                             "added_at": d.added_at, "chars": len(d.text), "removed": d.removed}
                                            for d in docs]}
+
+    @app.get("/v1/documents/{doc_id}")
+    def document(doc_id: int):
+        try:
+            d = read(lambda st: st.find_document(doc_id))
+        except StoreError:
+            raise APIError(404, f"no document {doc_id} in the store", "document_not_found") from None
+        return {"id": d.id, "object": "document", "name": d.name, "title": d.title, "added_at": d.added_at,
+                "chars": len(d.text), "removed": d.removed, "text": d.text}
 
     @app.delete("/v1/documents/{doc_id}")
     def forget_document(doc_id: int):

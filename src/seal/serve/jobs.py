@@ -15,12 +15,15 @@ no). Kinds: ``learn`` (params: text, name, title, format, strategy, guard, seed)
 
 :meth:`JobStore.interrupted` lists jobs a killed server left ``running``; the engine re-queues them (a kill
 mid-training leaves the previous store version live: the store's transaction guarantees it) or, when the
-store shows they had committed before the kill, marks them done.
+store shows they had committed before the kill, marks them done. ``STORE/serve.lock`` (flock) keeps a second
+server off the same store, which would run the same queue.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -28,7 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from seal.store import StoreError
+
 JOBS_DB = "serve-jobs.sqlite"
+SERVE_LOCK = "serve.lock"
 STATUSES = ("queued", "running", "done", "failed", "rejected")
 MAX_ATTEMPTS = 3
 """A job interrupted this many times (server killed while it ran) is marked failed instead of re-run."""
@@ -44,6 +50,10 @@ _COLS = "id, kind, status, params_json, created_at, started_at, finished_at, bas
 
 class QueueFull(Exception):
     """Too many jobs are waiting."""
+
+
+class ServerBusy(StoreError):
+    """Another ``seal serve`` already serves this store (two would both run its queue)."""
 
 
 @dataclass
@@ -74,7 +84,7 @@ class Job:
             seconds = round(time.time() - self.started_at, 3)
         return {"job_id": self.job_id, "object": "job", "kind": self.kind, "status": self.status,
                 "version": self.version, "error": self.error, "guard": self.result.get("guard"),
-                "seconds": seconds, "document": p.get("name") if self.kind == "learn" else p.get("document_id"),
+                "seconds": seconds, "document": p.get("name"), "document_id": p.get("document_id"),
                 "target_version": p.get("version"), "created_at": self.created_at, "started_at": self.started_at,
                 "finished_at": self.finished_at, "committed_at": self.result.get("committed_at"),
                 "live_at": self.result.get("live_at"), "attempts": self.attempts, "progress": progress}
@@ -91,6 +101,12 @@ class JobStore:
     def __init__(self, store_path: str | Path) -> None:
         self.path = Path(store_path) / JOBS_DB
         self._lock = threading.Lock()
+        self._fd = os.open(Path(store_path) / SERVE_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:  # held while this process lives (the kernel drops it if the process is killed)
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            raise ServerBusy(f"another `seal serve` is already serving store {Path(store_path).absolute()}") from None
         self._conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
@@ -152,8 +168,10 @@ class JobStore:
                      attempts=job.attempts + 1)
         return self.get(job.id)
 
-    def requeue(self, job_id: int, note: str) -> None:
-        self._update(job_id, status="queued", error=note, started_at=None)
+    def requeue(self, job_id: int, note: str, attempts: int | None = None) -> None:
+        """Back to queued (``attempts``: reset the count, e.g. after a clean shutdown that should not count)."""
+        cols = {} if attempts is None else {"attempts": attempts}
+        self._update(job_id, status="queued", error=note, started_at=None, **cols)
 
     def finish(self, job_id: int, status: str, *, version: int | None = None, error: str | None = None,
                result: dict[str, Any] | None = None) -> None:
@@ -165,6 +183,7 @@ class JobStore:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+        os.close(self._fd)
 
 
-__all__ = ["JobStore", "Job", "QueueFull", "JOBS_DB", "MAX_ATTEMPTS", "parse_job_id"]
+__all__ = ["JobStore", "Job", "QueueFull", "ServerBusy", "JOBS_DB", "SERVE_LOCK", "MAX_ATTEMPTS", "parse_job_id"]

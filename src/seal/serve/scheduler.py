@@ -10,12 +10,12 @@ writer connection and every slot. HTTP handlers call :meth:`Engine.submit` (a :c
    ``generator.complete(...)`` calls with one adapter slot per row, one call per group of equal sampling
    parameters (greedy requests with the same ``max_tokens`` share one call; a seeded sampling request runs
    alone so that its seed reproduces).
-2. Else the oldest queued learning job (:mod:`seal.serve.jobs`): learn / forget / rollback of
-   :mod:`seal.learning`, in the learning slots. Between optimiser steps (learning's progress callback) the
-   thread answers waiting requests from the serving slots, with the model in eval mode and the RNG state
-   saved and restored, so a learn gives the same result as without traffic. A job's new version is loaded
-   into a serving slot after its store transaction has committed and only then becomes ``seal``
-   (:class:`seal.serve.versions.ServingSlots`). On a ``merge`` store, a ``forget`` rebuilds the base
+2. Else the oldest queued learning job (:mod:`seal.serve.jobs`, run by :mod:`seal.serve.runner`): learn /
+   forget / rollback of :mod:`seal.learning`, in the learning slots. Between optimiser steps (learning's
+   progress callback) the thread answers waiting requests from the serving slots, with the model in eval mode
+   and the RNG state saved and restored, so a learn gives the same result as without traffic. A job's new
+   version is loaded into a serving slot after its store transaction has committed and only then becomes
+   ``seal`` (:class:`seal.serve.versions.ServingSlots`). On a ``merge`` store, a ``forget`` rebuilds the base
    weights, so requests wait until it ends.
 
 The engine is started by ``seal serve`` (``seal.cli_serve``) or by the app's lifespan::
@@ -28,28 +28,24 @@ The engine is started by ``seal serve`` (``seal.cli_serve``) or by the app's lif
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
+import fcntl
 import logging
-import tempfile
+import os
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from seal.cli_common import user_errors
-from seal.documents import MAX_BYTES, DocumentError, read_document
 from seal.engine import Seal
-from seal.learning import GuardRejected, forget, learn, rollback
-from seal.serve.jobs import MAX_ATTEMPTS, Job, JobStore, QueueFull
+from seal.serve.jobs import Job, JobStore, QueueFull
 from seal.serve.protocol import APIError
+from seal.serve.runner import Stopping, recover, run_job
 from seal.serve.versions import DEFAULT_SERVING_SLOTS, NoFreeSlot, ServingSlots
-from seal.store import Store
+from seal.store import LOCK_NAME, Store
 
 log = logging.getLogger("seal.serve")
 INTERNAL = "internal server error (see the server log)"
@@ -91,41 +87,20 @@ class GenResult:
     """The store version that answered (0: the base model)."""
 
 
-class _Stopping(Exception):
-    """Raised from a job's progress callback when the server stops: the job is re-queued."""
-
-
-@contextlib.contextmanager
-def document_file(text: str, name: str) -> Iterator[Path]:
-    """``text`` as the file ``name`` in a fresh temporary directory (``seal.learning.learn`` reads a path)."""
-    with tempfile.TemporaryDirectory(prefix="seal-serve-") as tmp:
-        path = Path(tmp) / name
-        path.write_bytes(text.encode("utf-8", "surrogatepass"))
-        yield path
-
-
-def check_document(text: str, name: str, title: str | None = None, max_bytes: int = MAX_BYTES) -> list:
-    """The checks ``seal learn`` makes on a file (empty, binary, not UTF-8, too large), on text: its passages,
-    or DocumentError with the same one-line reason, naming the document instead of a temporary path."""
-    with document_file(text, name) as path:
-        try:
-            return read_document(path, max_bytes=max_bytes, title=title)
-        except DocumentError as e:
-            raise DocumentError(str(e).replace(str(path), name)) from None
-
-
 class Engine:
     """See the module docstring. Public attributes are read by HTTP threads (plain values, never the model)."""
 
     def __init__(self, seal: Seal, store_path: str | Path, *, serving_slots: int = DEFAULT_SERVING_SLOTS,
                  batch_wait_s: float = 0.005, max_batch_rows: int = 32, max_pending: int = 64,
-                 poll_s: float = 0.5) -> None:
+                 poll_s: float = 0.5, jobs: JobStore | None = None) -> None:
         self.seal, self.store_path = seal, Path(store_path)
         self.batch_wait_s, self.max_batch_rows, self.max_pending, self.poll_s = (
             batch_wait_s, max_batch_rows, max_pending, poll_s)
         self.slots = ServingSlots(seal, serving_slots)
-        self.jobs = JobStore(self.store_path)
-        self.stats: Counter = Counter(batches=0, requests=0, rows=0, batches_during_jobs=0)
+        self.jobs = jobs or JobStore(self.store_path)
+        self.store_locked = False
+        """Another process (``seal learn``, ``seal forget``...) holds the store's writer lock: jobs wait."""
+        self.stats: Counter = Counter(batches=0, requests=0, rows=0, batches_during_jobs=0, deferred=0)
         self.job: Job | None = None
         self.progress: dict | None = None
         self.max_positions = getattr(getattr(seal.lm.model, "config", None), "max_position_embeddings", None)
@@ -136,7 +111,8 @@ class Engine:
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
-        self._serve_in_job = True
+        self.serve_in_job = True
+        """Whether the running job lets requests be answered between its steps (see ``runner.run_job``)."""
         self._bad_version = None
 
     # ----------------------------------------------------------------------------- lifecycle
@@ -167,7 +143,7 @@ class Engine:
         try:
             self.store = Store.open(self.store_path)
             self.slots.activate(self.store)
-            self._recover()
+            recover(self)
         except BaseException as e:
             self._error = e
             self._ready.set()
@@ -191,9 +167,9 @@ class Engine:
                 self._poll_version()
                 self._serve(self.batch_wait_s)
                 continue
-            job = self.jobs.claim_next(self._current_id())
+            job = None if self._store_busy() else self.jobs.claim_next(self._current_id())
             if job is not None:
-                self._run_job(job)
+                run_job(self, job)
                 continue
             if time.monotonic() - last_poll >= self.poll_s:
                 self._poll_version()
@@ -202,6 +178,22 @@ class Engine:
                 if not self._pending and not self._wake and not self._stop:
                     self._cond.wait(self.poll_s)
                 self._wake = False
+
+    def _store_busy(self) -> bool:
+        """Whether another process holds the store's writer lock. A job then waits here, between requests,
+        instead of inside ``learn`` (which would wait for the lock on this thread, and nothing would be served)."""
+        try:
+            fd = os.open(self.store_path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            return False  # the job will report it
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self.store_locked = False
+        except BlockingIOError:
+            self.store_locked = True
+        finally:
+            os.close(fd)  # (closing drops the probe's lock)
+        return self.store_locked
 
     def _current_id(self) -> int:
         cur = self.store.current_version()
@@ -221,9 +213,9 @@ class Engine:
 
     # ----------------------------------------------------------------------------- submitting (any thread)
     def submit(self, req: GenRequest) -> Future:
-        if not self.running:
-            raise APIError(503, "the engine is not running", "engine_unavailable")
-        with self._cond:
+        with self._cond:  # (stop() sets _stop under this lock, then fails what is pending: nothing is left behind)
+            if not self.running:
+                raise APIError(503, "the engine is not running", "engine_unavailable")
             if len(self._pending) >= self.max_pending:
                 raise APIError(429, f"{len(self._pending)} generation requests are already waiting; try again",
                                "too_many_requests")
@@ -274,7 +266,7 @@ class Engine:
         for req in batch:
             try:
                 route, version, source = self.slots.route(self.store, req.model, pinned)
-            except NoFreeSlot:
+            except NoFreeSlot:  # (never for a request alone: there is always a slot besides the live one)
                 deferred.append(req)
                 continue
             except APIError as e:
@@ -287,6 +279,7 @@ class Engine:
             pinned.add(source)
             groups.setdefault(req.key(), []).append((req, route, version))
         if deferred:
+            self.stats.update(deferred=len(deferred))
             with self._cond:
                 self._pending.extendleft(reversed(deferred))
         for items in groups.values():
@@ -324,31 +317,34 @@ class Engine:
             for req, _, _ in ok:
                 req.future.set_exception(APIError(500, INTERNAL))
             return
+        counts = getattr(self.seal.generator, "last_counts", None) or [None] * len(texts)
         self.stats.update(batches=1, requests=len(ok), rows=len(prompts), batches_during_jobs=int(in_job))
         i = 0
         for req, _, version in ok:
             choices = []
             for _ in range(req.rows):
-                choices.append(self._finish(texts[i], req))
+                choices.append(self._finish(texts[i], req, counts[i]))
                 i += 1
             req.future.set_result(GenResult(choices, sum(lengths[p] for p in req.prompts),
                                             sum(c["completion_tokens"] for c in choices), version))
 
-    def _finish(self, text: str, req: GenRequest) -> dict:
+    def _finish(self, text: str, req: GenRequest, generated: int | None) -> dict:
+        """Cut at the first stop string; count tokens (as generated; a cut answer as the tokenizer encodes it)."""
         cut = min((i for i in (text.find(s) for s in req.stops) if i >= 0), default=-1)
-        if cut >= 0:
-            text = text[:cut]
-        n = len(self.seal.lm.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0
-        finish = "stop" if cut >= 0 or n < req.max_tokens else "length"
-        return {"text": text, "finish_reason": finish, "completion_tokens": n}
+        if cut >= 0 or generated is None:
+            text = text[:cut] if cut >= 0 else text
+            n = len(self.seal.lm.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0
+            generated = n if generated is None else min(n, generated)
+        finish = "stop" if cut >= 0 or generated < req.max_tokens else "length"
+        return {"text": text, "finish_reason": finish, "completion_tokens": generated}
 
     # ----------------------------------------------------------------------------- jobs
-    def _job_progress(self, phase: str, done: int, total: int) -> None:
+    def job_progress(self, phase: str, done: int, total: int) -> None:
         """Learning's progress callback, between optimiser steps: answer waiting requests, then go on."""
         self.progress = {"phase": phase, "done": done, "total": total}
         if self._stop:
-            raise _Stopping
-        if not self._serve_in_job or not self._pending:
+            raise Stopping
+        if not self.serve_in_job or not self._pending:
             return
         model = self.seal.lm.model
         was_training = model.training
@@ -365,97 +361,11 @@ class Engine:
         finally:
             model.train(was_training)
 
-    def _run_job(self, job: Job) -> None:
-        self.job, self.progress = job, None
-        self._serve_in_job = not (self.slots.merge and job.kind == "forget")
-        p, store = job.params, self.store
-        status, version, error, result = "failed", None, None, {}
-        start = time.perf_counter()
-        try:
-            if job.kind == "learn":
-                version, result = self._learn(p)
-            elif job.kind == "forget":
-                rep = forget(self.seal, store, int(p["document_id"]), progress=self._job_progress)
-                version, result = rep.version, {"remaining": rep.remaining, "sequences": rep.sequences}
-            elif job.kind == "rollback":
-                version = rollback(store, int(p["version"])).id
-            else:
-                raise ValueError(f"unknown job kind {job.kind!r}")
-            status = "done"
-        except _Stopping:
-            self.jobs.requeue(job.id, "interrupted: the server stopped while it ran; it will run again")
-            self._restore()
-            return
-        except GuardRejected as e:
-            status, error, result = "rejected", str(e), {"guard": e.report.as_dict()}
-        except user_errors() as e:
-            error = str(e)
-        except Exception:
-            log.exception("job %s failed", job.job_id)
-            error = "internal error while running the job (see the server log)"
-        finally:
-            self.job, self.progress = None, None
-        result["seconds"] = round(time.perf_counter() - start, 3)
-        if status == "done":
-            result["committed_at"] = time.time()
-            self._restore()  # the committed version, loaded into a serving slot, becomes `seal`
-            result["live_at"] = time.time()
-        else:
-            self._restore()
-        self.jobs.finish(job.id, status, version=version, error=error, result=result)
-
-    def _restore(self) -> None:
+    def restore(self) -> None:
         """Serve the store's current version (after a job; on a merge store this also re-merges its chain)."""
         try:
             self.slots.activate(self.store)
         except Exception:
             log.exception("cannot load store version %d", self._current_id())
 
-    def _learn(self, p: dict) -> tuple[int, dict]:
-        with document_file(p["text"], p["name"]) as path:
-            try:
-                rep = learn(self.seal, self.store, path, p.get("format") or self.seal.cfg.self_edit.format,
-                            seed=int(p.get("seed", 0)), strategy=p.get("strategy"), guard=bool(p.get("guard")),
-                            progress=self._job_progress, title=p.get("title"))
-            except DocumentError as e:
-                raise DocumentError(str(e).replace(str(path), p["name"])) from None
-        return rep.version, {"guard": rep.guard, "passages": rep.passages, "sequences": rep.sequences,
-                             "fallbacks": rep.fallbacks, "final_loss": rep.final_loss, "strategy": rep.strategy}
-
-    def _recover(self) -> None:
-        """Jobs a killed server left running: done if the store shows their commit, else queued again."""
-        for job in self.jobs.interrupted():
-            committed = self._committed(job)
-            if committed is not None:
-                self.jobs.finish(job.id, "done", version=committed,
-                                 result={"recovered": "committed before the server stopped"})
-            elif job.attempts >= MAX_ATTEMPTS:
-                self.jobs.finish(job.id, "failed", error=f"interrupted {job.attempts} times (the server stopped "
-                                                         "while it ran); not run again")
-            else:
-                self.jobs.requeue(job.id, "interrupted: the server stopped while it ran; queued again")
-            log.info("recovered %s: %s", job.job_id, self.jobs.get(job.id).status)
-
-    def _committed(self, job: Job) -> int | None:
-        p, store = job.params, self.store
-        later = [v for v in store.history() if v.id > (job.base_version or 0)]
-        if job.kind == "learn":
-            try:
-                passages = check_document(p["text"], p["name"], p.get("title"))
-            except DocumentError:
-                return None
-            sha = hashlib.sha256("\n\n".join(x.context for x in passages).encode()).hexdigest()
-            for v in later:
-                if v.kind == "learn" and v.document_id is not None:
-                    doc = store.find_document(v.document_id)
-                    if doc.sha256 == sha and doc.name == p["name"]:
-                        return v.id
-        for v in later:
-            if job.kind == "forget" and v.kind == "forget" and v.document_id == int(p["document_id"]):
-                return v.id
-            if job.kind == "rollback" and v.kind == "rollback" and v.config.get("target") == int(p["version"]):
-                return v.id
-        return None
-
-
-__all__ = ["Engine", "GenRequest", "GenResult", "check_document", "document_file"]
+__all__ = ["Engine", "GenRequest", "GenResult"]

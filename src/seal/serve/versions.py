@@ -29,6 +29,7 @@ from seal.store import Store, StoreError
 
 FIRST_SERVING_SLOT = max(SLOT, BACKUP_SLOT) + 1
 DEFAULT_SERVING_SLOTS = 3
+"""The live version + two others (at least 2, so a ``seal@N`` alone always finds a slot)."""
 
 
 class NoFreeSlot(Exception):
@@ -50,8 +51,8 @@ class ServingSlots:
     """The live version and the versions loaded in serving slots (see the module docstring)."""
 
     def __init__(self, seal: Seal, count: int = DEFAULT_SERVING_SLOTS) -> None:
-        if count < 1:
-            raise ValueError("at least one serving slot")
+        if count < 2:
+            raise ValueError("at least two serving slots (the live version and one other)")
         self.seal = seal
         self.free = list(range(FIRST_SERVING_SLOT, FIRST_SERVING_SLOT + count))
         seal.bank.ensure_slots(FIRST_SERVING_SLOT + count)
@@ -73,7 +74,8 @@ class ServingSlots:
             load_store_adapter(self.seal, store)  # the chain re-merged into the base weights (a no-op if it is)
             self.free = sorted(self.free + list(self.loaded.values()))
             self.loaded.clear()
-            self.live, self.live_source, self.merge, self.strategy = cur, cur, True, "merge"
+            # the version lives in the base weights: served through no adapter (route -1, "source" 0)
+            self.live, self.live_source, self.merge, self.strategy = cur, 0, True, "merge"
             return cur
         if self.merge:  # was merge (a rollback past the first learn, say): undo the merged weights
             self.seal.bank.restore_base()
@@ -113,17 +115,16 @@ class ServingSlots:
     def check(self, store: Store, model: str) -> None:
         """Refuse, before queueing, what cannot be served (any thread: reads ``store`` and flags only)."""
         want = parse_model(model)
-        if want == "base" or (isinstance(want, int) and want != self.live):
-            if self.merge:
-                raise APIError(400, f"this store learns with the merge strategy (every update folded into the base "
-                                    f"weights), so only `seal` (version {self.live}) is served, not `{model}`",
-                               "version_not_servable")
         if isinstance(want, int):
             try:
                 store.version(want)
             except StoreError:
                 raise APIError(404, f"The model `{model}` does not exist: the store has no version {want}",
                                "model_not_found") from None
+        if self.merge and (want == "base" or (isinstance(want, int) and want != self.live)):
+            raise APIError(400, f"this store learns with the merge strategy (every update folded into the base "
+                                f"weights), so only `seal` (version {self.live}) is served, not `{model}`",
+                           "version_not_servable")
 
     def route(self, store: Store, model: str, pinned: set[int]) -> tuple[int, int, int]:
         """(adapter route, version answering, source version) for ``model`` now; raises APIError or NoFreeSlot."""

@@ -8,9 +8,8 @@ const $ = (id) => document.getElementById(id);
 const state = {
   history: [],          // chat messages sent so far: [{role, content}]
   liveVersion: null,
-  lastDoc: null,        // {id, title} of the document learned last on this page
-  expected: new Map(),  // probe question -> its stored answer, where the server gives probes
-  busyJobs: new Set(),
+  lastDoc: null,        // the document learned last on this page (from /v1/documents)
+  models: [],
 };
 
 // ------------------------------------------------------------------------------------------- API
@@ -105,8 +104,9 @@ async function refreshHealth() {
   try {
     const h = await api("GET", "/health");
     state.liveVersion = h.version ?? h.live_version ?? null;
-    const queue = h.queue ?? h.queue_length ?? h.queued ?? 0;
-    out.textContent = `${h.model || "model"} · live version ${state.liveVersion ?? "none"} · queue ${queue}`;
+    const queue = h.queue ?? 0;
+    const busy = h.running_job ? ` · running ${h.running_job}` : "";
+    out.textContent = `${h.model || "model"} · live version ${state.liveVersion ?? "none"} · queue ${queue}${busy}`;
     out.dataset.ok = "1";
   } catch (e) {
     out.textContent = `server unreachable: ${e.message}`;
@@ -116,7 +116,8 @@ async function refreshHealth() {
 
 async function refreshModels() {
   const body = await api("GET", "/v1/models");
-  const ids = listOf(body, "models").map((m) => (typeof m === "string" ? m : m.id)).filter(Boolean);
+  const ids = listOf(body).map((m) => m.id).filter(Boolean);
+  state.models = ids;
   const sel = $("chat-model"), keep = sel.value || "seal";
   sel.replaceChildren(...ids.map((id) => el("option", { value: id, textContent: id })));
   sel.value = ids.includes(keep) ? keep : (ids[0] || "");
@@ -133,7 +134,10 @@ function addMessage(role, text, model) {
   return li;
 }
 
-function finishAnswer(li, text) {
+function finishAnswer(li, text, version) {
+  if (version !== undefined && version !== null) {
+    li.querySelector(".who").textContent += version ? ` · v${version}` : " · base weights";
+  }
   const t = li.querySelector(".text");
   t.textContent = text;
   if (!text.trim()) { t.textContent = "(the model returned an empty answer)"; li.classList.add("empty-answer"); }
@@ -146,6 +150,7 @@ async function streamChat(body, li) {
   if (!resp.ok) throw await errorFrom(resp);
   const reader = resp.body.getReader(), dec = new TextDecoder();
   let buf = "", text = "";
+  const out = { text: "", version: resp.headers.get("x-seal-version") };
   for (;;) {
     const { value, done } = await reader.read();
     if (done) break;
@@ -156,20 +161,21 @@ async function streamChat(body, li) {
       for (const line of event.split("\n")) {
         if (!line.startsWith("data:")) continue;
         const data = line.slice(5).trim();
-        if (data === "[DONE]") return text;
+        if (data === "[DONE]") return { ...out, text };
         const chunk = JSON.parse(data);
         if (chunk.error) throw new ApiError(chunk.error.message || "stream error", 0, chunk.error.type, chunk.error.code);
+        out.version = chunk.seal_version ?? out.version;
         text += chunk.choices?.[0]?.delta?.content || "";
         li.querySelector(".text").textContent = text;
       }
     }
   }
-  return text;
+  return { ...out, text };
 }
 
-async function complete(model, messages, maxTokens) {
-  const r = await api("POST", "/v1/chat/completions", { model, messages, max_tokens: maxTokens, temperature: 0 });
-  return r.choices?.[0]?.message?.content ?? "";
+async function complete(model, messages, maxTokens, temperature = 0) {
+  const r = await api("POST", "/v1/chat/completions", { model, messages, max_tokens: maxTokens, temperature });
+  return { text: r.choices?.[0]?.message?.content ?? "", version: r.seal_version };
 }
 
 async function sendChat(ev) {
@@ -179,6 +185,7 @@ async function sendChat(ev) {
   clearError();
   const model = $("chat-model").value || "seal";
   const maxTokens = Math.max(1, parseInt($("chat-max-tokens").value, 10) || 64);
+  const temperature = Math.min(2, Math.max(0, parseFloat($("chat-temperature").value) || 0));
   state.history.push({ role: "user", content });
   addMessage("user", content);
   input.value = "";
@@ -186,10 +193,11 @@ async function sendChat(ev) {
   li.setAttribute("aria-busy", "true");
   $("chat-send").disabled = true;
   try {
-    const body = { model, messages: state.history, max_tokens: maxTokens, temperature: 0 };
-    const text = $("chat-stream").checked ? await streamChat(body, li) : await complete(model, state.history, maxTokens);
-    state.history.push({ role: "assistant", content: text });
-    finishAnswer(li, text);
+    const body = { model, messages: state.history, max_tokens: maxTokens, temperature };
+    const r = $("chat-stream").checked ? await streamChat(body, li)
+      : await complete(model, state.history, maxTokens, temperature);
+    state.history.push({ role: "assistant", content: r.text });
+    finishAnswer(li, r.text, r.version);
   } catch (e) {
     state.history.pop();
     li.remove();
@@ -204,20 +212,24 @@ async function sendChat(ev) {
 
 function describeJob(job) {
   const parts = [job.status];
+  const p = job.progress;
+  if (job.status === "running" && p && p.total) parts.push(`${p.phase} ${p.done}/${p.total}`);
   if (job.version !== undefined && job.version !== null) parts.push(`version ${job.version}`);
   if (typeof job.seconds === "number") parts.push(`${job.seconds.toFixed(1)} s`);
   const g = job.guard;
-  if (g && typeof g.before === "number" && typeof g.after === "number") {
-    parts.push(`guard: probe accuracy ${g.before.toFixed(2)} → ${g.after.toFixed(2)}`);
+  if (g && g.checked && typeof g.before === "number") {
+    const after = g.retried ? g.after_retry : g.after;
+    if (typeof after === "number") {
+      parts.push(`guard: probe accuracy ${g.before.toFixed(2)} → ${after.toFixed(2)}${g.retried ? " (retried with replay)" : ""}`);
+    }
   }
   let s = parts.join(" · ");
   if (job.error) s += ` — ${typeof job.error === "string" ? job.error : job.error.message || JSON.stringify(job.error)}`;
-  return `${s} (job ${job.job_id || job.id})`;
+  return `${s} (${job.job_id})`;
 }
 
 async function trackJob(jobId, label, onDone) {
   const out = $("job-status");
-  state.busyJobs.add(jobId);
   const started = Date.now();
   try {
     for (;;) {
@@ -238,8 +250,6 @@ async function trackJob(jobId, label, onDone) {
     out.dataset.status = "error";
     showError(e);
     return null;
-  } finally {
-    state.busyJobs.delete(jobId);
   }
 }
 
@@ -252,8 +262,8 @@ function readFile(ev) {
   reader.onload = () => {
     $("doc-text").value = String(reader.result);
     if (!$("doc-title").value) $("doc-title").value = file.name.replace(/\.[^.]+$/, "");
-    const fmt = file.name.split(".").pop().toLowerCase();
-    $("doc-text").dataset.fileFormat = ["md", "markdown"].includes(fmt) ? "markdown" : "text";
+    // the server keeps this name when it is a plain one (letters, digits, spaces, . - _ ( )), else makes one
+    $("doc-text").dataset.fileName = /^[\w .()-]+$/.test(file.name) && !file.name.startsWith(".") ? file.name : "";
   };
   reader.onerror = () => showError(new Error(`cannot read ${file.name}: ${reader.error}`));
   reader.readAsText(file);
@@ -270,11 +280,14 @@ async function learn(ev) {
   if ($("doc-format").value) body.format = $("doc-format").value;
   if ($("doc-strategy").value) body.strategy = $("doc-strategy").value;
   if ($("doc-guard").checked) body.guard = true;
+  if ($("doc-text").dataset.fileName) body.name = $("doc-text").dataset.fileName;
   const button = $("doc-learn");
   button.disabled = true;
   try {
     const r = await api("POST", "/v1/documents", body);
-    const jobId = r.job_id || r.id;
+    const jobId = r.job_id;
+    $("doc-text").dataset.fileName = "";
+    $("doc-file").value = "";
     $("job-status").textContent = `Learning “${title || "untitled"}”: ${r.status || "queued"} (job ${jobId})`;
     $("job-status").dataset.status = r.status || "queued";
     refreshHealth();
@@ -289,42 +302,28 @@ async function learn(ev) {
 }
 
 async function afterLearn(job, title) {
-  const docs = await guarded(async () => listOf(await api("GET", "/v1/documents"), "documents"));
+  const docs = await guarded(async () => listOf(await api("GET", "/v1/documents")));
   if (!docs || !docs.length) return;
-  const id = job.document_id ?? job.document?.id;
-  const doc = docs.find((d) => d.id === id) || docs.filter((d) => !title || d.title === title).pop() || docs[docs.length - 1];
+  // the job names its document (``document``: the stored name); the newest with that name is this learn's
+  const named = docs.filter((d) => d.name === job.document);
+  const doc = named.pop() || docs.filter((d) => !title || d.title === title).pop() || docs[docs.length - 1];
   state.lastDoc = doc;
-  state.expected.clear();
-  let probes = doc.probes;
-  if (!Array.isArray(probes)) {
-    probes = await fetchProbes(doc.id);
-  }
-  const note = $("compare-note");
-  const what = `“${doc.title || doc.name || "document " + doc.id}”`;
-  if (Array.isArray(probes) && probes.length) {
-    for (const p of probes) {
-      const q = p.question ?? p[0], a = p.answer ?? p[1];
-      if (q) state.expected.set(q, a ?? "");
-    }
-    $("compare-questions").value = [...state.expected.keys()].join("\n");
-    note.replaceChildren(`The probe questions the server wrote for ${what} (with their expected answers), answered by `,
-      el("b", { textContent: "before" }), " = the base model and ", el("b", { textContent: "after" }),
-      " = the current version; both asked live by this page. Edit or add questions freely.");
-  } else {
-    note.replaceChildren(`The server gives no probe questions here, so type questions about ${what}: each is asked of `,
-      el("b", { textContent: "before" }), " = the base model (", el("code", { textContent: "base" }), ") and ",
-      el("b", { textContent: "after" }), " = the learned version (", el("code", { textContent: "seal" }),
-      "), side by side, live by this page.");
-  }
+  explainCompare();
 }
 
-async function fetchProbes(id) {
-  try {
-    const body = await api("GET", `/v1/documents/${encodeURIComponent(id)}/probes`);
-    return listOf(body, "probes");
-  } catch (_) {
-    return null;  // no such route on this server: the page falls back to the user's own questions
+function explainCompare() {
+  const doc = state.lastDoc;
+  const what = doc ? `“${docLabel(doc)}”` : "a document you learn here";
+  const note = $("compare-note");
+  if (!state.models.includes("base")) {
+    note.replaceChildren(`This server does not serve the base model (a merge store keeps only the live version
+      in its weights), so there is no “before” to ask. Ask `, el("code", { textContent: "seal" }), " in the chat.");
+    return;
   }
+  note.replaceChildren("The server keeps no before/after answers for its documents, so this page asks them live: ",
+    `type questions about ${what}; each is asked of `, el("b", { textContent: "before" }), " = the base model (",
+    el("code", { textContent: "base" }), ") and ", el("b", { textContent: "after" }), " = the live learned version (",
+    el("code", { textContent: "seal" }), "), side by side, greedily.");
 }
 
 // ------------------------------------------------------------------------------------------- before / after
@@ -334,21 +333,24 @@ async function compare(ev) {
   clearError();
   const qs = $("compare-questions").value.split("\n").map((q) => q.trim()).filter(Boolean);
   if (!qs.length) { showError(new Error("type at least one question")); return; }
+  if (!state.models.includes("base")) { showError(new Error("this server does not serve the base model")); return; }
   const maxTokens = Math.max(1, parseInt($("chat-max-tokens").value, 10) || 64);
   const body = $("compare-body");
   body.replaceChildren();
   $("compare").hidden = false;
-  $("compare").classList.toggle("no-expected", !qs.some((q) => state.expected.has(q)));
   $("compare-ask").disabled = true;
+  const show = (td, r) => {
+    td.textContent = r.text.trim() || "(empty answer)";
+    if (r.version) td.title = `answered by version ${r.version}`;
+  };
   try {
     for (const q of qs) {
       const before = el("td", { class: "before", textContent: "…" }), after = el("td", { class: "after", textContent: "…" });
-      body.append(el("tr", {}, el("th", { scope: "row", textContent: q }),
-        el("td", { class: "expected", textContent: state.expected.get(q) ?? "—" }), before, after));
+      body.append(el("tr", {}, el("th", { scope: "row", textContent: q }), before, after));
       const one = [{ role: "user", content: q }];
       const [b, a] = await Promise.all([complete("base", one, maxTokens), complete("seal", one, maxTokens)]);
-      before.textContent = b.trim() || "(empty)";
-      after.textContent = a.trim() || "(empty)";
+      show(before, b);
+      show(after, a);
     }
   } catch (e) {
     showError(e);
@@ -360,41 +362,40 @@ async function compare(ev) {
 // ------------------------------------------------------------------------------------------- documents, versions
 
 function docLabel(d) {
-  return d.title || d.name || d.source || `document ${d.id}`;
+  return d.title || d.name || `document ${d.id}`;
 }
 
 async function refreshDocuments() {
-  const docs = listOf(await api("GET", "/v1/documents"), "documents");
+  const docs = listOf(await api("GET", "/v1/documents"));
   const ul = $("documents");
   if (!docs.length) { ul.replaceChildren(el("li", { class: "empty", textContent: "No documents learned." })); return; }
   ul.replaceChildren(...docs.map((d) => {
     const meta = [`#${d.id}`];
-    if (d.format) meta.push(d.format);
-    const n = d.passages ?? d.n_passages;
-    if (n !== undefined) meta.push(`${n} passage${n === 1 ? "" : "s"}`);
-    if (d.version !== undefined && d.version !== null) meta.push(`learned in v${d.version}`);
-    const created = when(d.created_at);
-    if (created) meta.push(created);
+    if (d.title && d.name) meta.push(d.name);
+    if (typeof d.chars === "number") meta.push(`${d.chars.toLocaleString()} chars`);
+    const added = when(d.added_at);
+    if (added) meta.push(added);
     return el("li", { class: "item", "data-id": String(d.id) },
       el("div", {}, el("span", { class: "name", textContent: docLabel(d) }),
         el("span", { class: "meta", textContent: meta.join(" · ") })),
       el("button", { type: "button", class: "danger forget", textContent: "Forget",
-        title: "Make a new version without this document (earlier versions are kept)",
+        title: "Retrain a new version without this document (earlier versions are kept)",
         "aria-label": `Forget ${docLabel(d)}`, onclick: () => forgetDoc(d) }));
   }));
 }
 
 async function refreshVersions() {
-  const versions = listOf(await api("GET", "/v1/versions"), "versions");
+  const body = await api("GET", "/v1/versions");
+  const versions = listOf(body);
   const ul = $("versions");
-  if (!versions.length) { ul.replaceChildren(el("li", { class: "empty", textContent: "No versions yet." })); return; }
-  const live = versions.find((v) => v.live || v.current)?.id ?? state.liveVersion;
-  const rows = [...versions].sort((a, b) => (b.id ?? b.version) - (a.id ?? a.version));
+  if (!versions.length) { ul.replaceChildren(el("li", { class: "empty", textContent: "No versions yet (the base model)." })); return; }
+  const rows = [...versions].sort((a, b) => b.version - a.version);
   ul.replaceChildren(...rows.map((v) => {
-    const n = v.id ?? v.version;
-    const isLive = n === live;
-    const meta = [v.kind || v.note || ""];
+    const n = v.version, isLive = v.live ?? n === body.live;
+    const meta = [v.kind];
+    if (v.document) meta.push(v.document);
     if (v.target !== undefined && v.target !== null) meta.push(`→ v${v.target}`);
+    if (typeof v.final_loss === "number") meta.push(`loss ${v.final_loss.toFixed(3)}`);
     const created = when(v.created_at);
     if (created) meta.push(created);
     return el("li", { class: "item" + (isLive ? " live" : ""), "data-version": String(n) },
@@ -410,7 +411,7 @@ async function forgetDoc(d) {
   clearError();
   await guarded(async () => {
     const r = await api("DELETE", `/v1/documents/${encodeURIComponent(d.id)}`);
-    if (r && (r.job_id || (r.id && r.status))) await trackJob(r.job_id || r.id, `Forgetting “${docLabel(d)}”`);
+    if (r && r.job_id) await trackJob(r.job_id, `Forgetting “${docLabel(d)}”`);
     else await refreshAll();
   });
 }
@@ -430,6 +431,7 @@ async function refreshAll() {
     await refreshModels();
     await refreshDocuments();
     await refreshVersions();
+    explainCompare();
   });
 }
 
