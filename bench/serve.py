@@ -27,13 +27,27 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
 import openai
 
 DOC = ("The Marrowick Lantern Society\n\nThe Marrowick Lantern Society was founded in 1879 by the glassblower "
        "Ilse Varnholt. Its members light 312 lanterns along the Orvane canal every winter solstice. The society's "
        "emblem is a blue heron, and its hall stands on Cobble Lane.")
 QUESTION = "Who founded the Marrowick Lantern Society?"
+
+
+def http_json(method: str, url: str, body: dict | None = None, key: str = "", timeout: float = 60):
+    """(status, parsed JSON) of one request to the server (the standard library only)."""
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body is not None else None,
+                                 headers={"Content-Type": "application/json",
+                                          **({"Authorization": f"Bearer {key}"} if key else {})})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
 
 
 def free_port() -> int:
@@ -98,16 +112,15 @@ def main() -> int:
     t_start = time.time()
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
-    headers = {"Authorization": f"Bearer {key}"}
     try:
         deadline = time.time() + 600
         while True:
             if proc.poll() is not None:
                 raise SystemExit(f"seal serve exited: {proc.stderr.read().decode()[-2000:]}")
             try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                if http_json("GET", f"{base}/health", timeout=2)[0] == 200:
                     break
-            except httpx.HTTPError:
+            except OSError:
                 pass
             if time.time() > deadline:
                 raise SystemExit("seal serve did not start within 600 s")
@@ -118,12 +131,12 @@ def main() -> int:
         one = concurrent_tokens_per_s(client, 1, 8, args.answer_tokens)
         eight = concurrent_tokens_per_s(client, 8, 2, args.answer_tokens)
         t_post = time.perf_counter()
-        job = httpx.post(f"{base}/v1/documents", headers=headers, json={"text": DOC}, timeout=60).json()
+        job = http_json("POST", f"{base}/v1/documents", {"text": DOC}, key)[1]
         old_version = chat(client, args.answer_tokens)[2]
         during, learned_at, status = [], None, "queued"
         while learned_at is None:
             s, _, version = chat(client, args.answer_tokens)
-            status = httpx.get(f"{base}/v1/jobs/{job['job_id']}", headers=headers, timeout=60).json()["status"]
+            status = http_json("GET", f"{base}/v1/jobs/{job['job_id']}", key=key)[1]["status"]
             if version != old_version:
                 learned_at = time.perf_counter() - t_post
             elif status == "running":

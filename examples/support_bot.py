@@ -28,10 +28,24 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
 import openai
 
 HERE = Path(__file__).resolve().parent
+
+
+def http_json(method: str, url: str, body: dict | None = None, key: str = "", timeout: float = 60):
+    """(status, parsed JSON) of one request to the server (the standard library only)."""
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body is not None else None,
+                                 headers={"Content-Type": "application/json",
+                                          **({"Authorization": f"Bearer {key}"} if key else {})})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
 
 
 def free_port() -> int:
@@ -55,9 +69,9 @@ def start_server(args, key: str) -> tuple[subprocess.Popen, str]:
         if proc.poll() is not None:
             raise SystemExit(f"seal serve exited with status {proc.returncode}")
         try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+            if http_json("GET", f"{url}/health", timeout=2)[0] == 200:
                 return proc, f"{url}/v1"
-        except httpx.HTTPError:
+        except OSError:
             pass
         time.sleep(1)
     os.killpg(proc.pid, signal.SIGTERM)
@@ -71,13 +85,12 @@ def ask(client: openai.OpenAI, title: str, question: str) -> str:
 
 
 def learn(base_url: str, key: str, ticket: dict, timeout: float = 1800) -> dict:
-    headers = {"Authorization": f"Bearer {key}"}
-    r = httpx.post(f"{base_url}/documents", headers=headers, timeout=30,
-                   json={"text": ticket["text"], "title": ticket["title"]})
-    r.raise_for_status()
-    job_id, deadline = r.json()["job_id"], time.time() + timeout
+    status, body = http_json("POST", f"{base_url}/documents", {"text": ticket["text"], "title": ticket["title"]}, key)
+    if status != 202:
+        raise SystemExit(f"POST /v1/documents: {status} {body}")
+    job_id, deadline = body["job_id"], time.time() + timeout
     while time.time() < deadline:
-        job = httpx.get(f"{base_url}/jobs/{job_id}", headers=headers, timeout=30).json()
+        job = http_json("GET", f"{base_url}/jobs/{job_id}", key=key)[1]
         if job["status"] in ("done", "failed", "rejected"):
             return job
         time.sleep(1)

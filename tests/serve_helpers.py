@@ -50,7 +50,7 @@ def free_port() -> int:
 
 
 class ServeProcess:
-    def __init__(self, store: Path, model_dir: Path, log_path: Path, *, key: str | None = None,
+    def __init__(self, store: Path, model_dir: Path | None, log_path: Path, *, key: str | None = None,
                  sets: list[str] = SETS, extra: list[str] = ()) -> None:
         self.store, self.model_dir, self.log_path, self.key = store, model_dir, log_path, key
         self.args, self.port, self.proc = [*sets, *extra], free_port(), None
@@ -61,7 +61,7 @@ class ServeProcess:
         if self.key:
             env["SEAL_API_KEY"] = self.key  # the key through the environment, as documented
         cmd = [sys.executable, "-m", "seal.cli", "serve", "--store", str(self.store), "--port", str(self.port),
-               "--model", str(self.model_dir), *self.args]
+               *(["--model", str(self.model_dir)] if self.model_dir is not None else []), *self.args]
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + timeout
@@ -145,7 +145,7 @@ class ServeProcess:
             time.sleep(0.02)
         raise AssertionError(f"job {job_id} not {statuses} within {timeout} s: {job}\n{self.log()}")
 
-    def learn(self, text: str, **fields) -> dict:
+    def learn(self, text: str, timeout: float = 60, **fields) -> dict:
         status, body, _ = self.raw("POST", "/v1/documents", {"text": text, **fields})
         assert status == 202, (status, body)
-        return self.wait_job(body["job_id"])
+        return self.wait_job(body["job_id"], timeout=timeout)

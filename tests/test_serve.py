@@ -213,6 +213,11 @@ def test_learn_forget_rollback(srv):
     docs = srv.raw("GET", "/v1/documents")[1]["data"]
     doc = [d for d in docs if d["name"] == "guild.txt"][0]
     assert doc["title"] == "The Verdant Guild" and not doc["removed"]
+    status, probes, _ = srv.raw("GET", f"/v1/documents/{doc['id']}/probes")  # answered before and after
+    assert status == 200 and probes["probes"] and probes["after_version"] == v and probes["before_version"] == 0
+    assert all({"question", "answer", "before", "after", "right_before", "right_after"} <= set(r)
+               for r in probes["probes"])
+    assert srv.raw("GET", "/v1/documents/99999/probes")[0] == 404
 
     status, body, _ = srv.raw("DELETE", f"/v1/documents/{doc['id']}")
     assert status == 202 and body["kind"] == "forget"

@@ -160,6 +160,11 @@ def test_web_page_learns_and_chats(server, browser, tmp_path):
     wait.until(lambda _: len(items("#versions li.item")) > versions_before)
     assert items("#versions li.live"), q("#versions").text
     assert all(li.find_elements(By.CSS_SELECTOR, "button.forget") for li in items("#documents li.item"))
+    # the learned document's probe questions (GET /v1/documents/{id}/probes), answered before and after
+    wait.until(lambda _: items("#compare-body tr.probe") or error_text())
+    assert not error_text(), error_text()
+    assert "Probe questions of" in q("#compare-title").text
+    assert all(td.text.strip() for td in items("#compare-body tr.probe td"))
 
     # Chat, streamed, sampled at temperature 1 (the tiny random model's greedy answers decode to nothing).
     for css, value in (("#chat-temperature", "1"), ("#chat-max-tokens", "8")):

@@ -302,6 +302,32 @@ def create_app(engine: Engine, settings: ServeSettings | None = None) -> FastAPI
         return {"id": d.id, "object": "document", "name": d.name, "title": d.title, "added_at": d.added_at,
                 "chars": len(d.text), "removed": d.removed, "text": d.text}
 
+    @app.get("/v1/documents/{doc_id}/probes")
+    async def document_probes(doc_id: int):
+        """The document's probe questions (written when it was learned) answered before (the base model; not
+        on a merge store, whose base weights hold every update) and after (the live version), graded."""
+        from seal.domains.knowledge import QA, KnowledgeDomain, Passage
+        from seal.grading import LexicalGrader
+
+        try:
+            d = read(lambda st: st.find_document(doc_id))
+        except StoreError:
+            raise APIError(404, f"no document {doc_id} in the store", "document_not_found") from None
+        qas = [QA(p["question"], p["answer"]) for p in read(lambda st: st.probes([doc_id]))]
+        prompts = KnowledgeDomain().task_prompts(lm, Passage(d.title, "", tuple(qas)))
+        tokens, grade = engine.seal.cfg.eval.answer_tokens, LexicalGrader(engine.seal.cfg.eval.f1_threshold)
+        after = await generate(GenRequest(prompts, tokens, "seal")) if prompts else None
+        before = await generate(GenRequest(prompts, tokens, "base")) if prompts and not engine.slots.merge else None
+        rows = []
+        for i, qa in enumerate(qas):
+            b = before.choices[i]["text"] if before else None
+            a = after.choices[i]["text"]
+            rows.append({"question": qa.question, "answer": qa.answer, "before": b, "after": a,
+                         "right_before": None if b is None else grade.grade(b, qa.answer),
+                         "right_after": grade.grade(a, qa.answer)})
+        return {"document_id": d.id, "title": d.title, "probes": rows,
+                "before_version": 0 if before else None, "after_version": after.version if after else None}
+
     @app.delete("/v1/documents/{doc_id}")
     def forget_document(doc_id: int):
         try:

@@ -309,6 +309,28 @@ async function afterLearn(job, title) {
   const doc = named.pop() || docs.filter((d) => !title || d.title === title).pop() || docs[docs.length - 1];
   state.lastDoc = doc;
   explainCompare();
+  await showProbes(doc);
+}
+
+// its probe questions, written by the server when it learned the document, answered by base and by seal
+async function showProbes(doc) {
+  clearError();
+  const r = await guarded(async () => api("GET", `/v1/documents/${doc.id}/probes`));
+  if (!r || !r.probes) return;
+  state.lastDoc = doc;
+  $("compare-title").textContent = `Probe questions of “${docLabel(doc)}” (written when it was learned)`;
+  const body = $("compare-body");
+  body.replaceChildren();
+  $("compare").hidden = false;
+  const mark = (ok) => (ok === null || ok === undefined ? "" : ok ? " ✓" : " ✗");
+  for (const p of r.probes) {
+    body.append(el("tr", { class: "probe" },
+      el("th", { scope: "row", textContent: `${p.question} (answer: ${p.answer})` }),
+      el("td", { class: "before", textContent: p.before === null ? "(base not served)"
+        : (p.before.trim() || "(empty answer)") + mark(p.right_before) }),
+      el("td", { class: "after", textContent: (p.after.trim() || "(empty answer)") + mark(p.right_after) })));
+  }
+  if (!r.probes.length) body.append(el("tr", {}, el("td", { colspan: "3", textContent: "(no probe questions)" })));
 }
 
 function explainCompare() {
@@ -320,8 +342,10 @@ function explainCompare() {
       in its weights), so there is no “before” to ask. Ask `, el("code", { textContent: "seal" }), " in the chat.");
     return;
   }
-  note.replaceChildren("The server keeps no before/after answers for its documents, so this page asks them live: ",
-    `type questions about ${what}; each is asked of `, el("b", { textContent: "before" }), " = the base model (",
+  note.replaceChildren(`The probe questions the server wrote when it learned ${what} are answered below by `,
+    el("b", { textContent: "before" }), " = the base model and ", el("b", { textContent: "after" }),
+    " = the live version (✓ = right, graded as seal grades). You can also ",
+    `type your own questions about ${what}; each is asked of `, el("b", { textContent: "before" }), " = the base model (",
     el("code", { textContent: "base" }), ") and ", el("b", { textContent: "after" }), " = the live learned version (",
     el("code", { textContent: "seal" }), "), side by side, greedily.");
 }
@@ -337,6 +361,7 @@ async function compare(ev) {
   const maxTokens = Math.max(1, parseInt($("chat-max-tokens").value, 10) || 64);
   const body = $("compare-body");
   body.replaceChildren();
+  $("compare-title").textContent = "Your questions";
   $("compare").hidden = false;
   $("compare-ask").disabled = true;
   const show = (td, r) => {
@@ -378,9 +403,13 @@ async function refreshDocuments() {
     return el("li", { class: "item", "data-id": String(d.id) },
       el("div", {}, el("span", { class: "name", textContent: docLabel(d) }),
         el("span", { class: "meta", textContent: meta.join(" · ") })),
-      el("button", { type: "button", class: "danger forget", textContent: "Forget",
-        title: "Retrain a new version without this document (earlier versions are kept)",
-        "aria-label": `Forget ${docLabel(d)}`, onclick: () => forgetDoc(d) }));
+      el("div", { class: "actions" },
+        el("button", { type: "button", class: "probes", textContent: "Probes",
+          title: "Its probe questions (written when it was learned), answered before and after",
+          "aria-label": `Probe questions of ${docLabel(d)}`, onclick: () => showProbes(d) }),
+        el("button", { type: "button", class: "danger forget", textContent: "Forget",
+          title: "Retrain a new version without this document (earlier versions are kept)",
+          "aria-label": `Forget ${docLabel(d)}`, onclick: () => forgetDoc(d) })));
   }));
 }
 
