@@ -108,6 +108,7 @@ def main() -> int:
     args = p.parse_args()
     from seal.grading import LexicalGrader
 
+    t_start = time.time()
     tickets = json.loads(Path(args.tickets).read_text(encoding="utf-8"))
     proc = None
     if args.serve or not args.url:
@@ -137,9 +138,15 @@ def main() -> int:
               f"({learn_s:.0f} s learning)")
         if args.json:
             from seal.io import atomic_write_json
+            from seal.manifest import manifest
 
             atomic_write_json(args.json, {"rows": rows, "right_before": nb, "right_after": na,
-                                          "n_questions": len(rows), "learn_s": learn_s, "jobs": jobs})
+                                          "n_questions": len(rows), "learn_s": learn_s, "jobs": jobs,
+                                          "manifest": manifest(command=["python", "examples/support_bot.py",
+                                                                        *sys.argv[1:]],
+                                                               config={"set": args.set, "model": args.model},
+                                                               seeds=[0], data=[args.tickets],
+                                                               wall_s=time.time() - t_start)})
     finally:
         if proc is not None:
             os.killpg(proc.pid, signal.SIGTERM)
