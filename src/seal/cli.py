@@ -72,8 +72,8 @@ def _root(version: Annotated[bool, typer.Option("--version", callback=_version, 
 # --------------------------------------------------------------------------- learn / ask
 @app.command()
 def learn(path: Path, store: StoreOpt = Path(DEFAULT_STORE),
-          fmt: Annotated[str, typer.Option("--format", help="implications | rewrite | self-qa | passage")] =
-          "implications",
+          fmt: Annotated[str | None, typer.Option("--format", help="implications | rewrite | self-qa | passage "
+                                                  "(default: the config's self_edit.format)")] = None,
           max_bytes: Annotated[int, typer.Option(help="Refuse larger documents.")] = 256 * 1024,
           strategy: Annotated[str | None, typer.Option(
               help="merge | accumulate | replay (default: the store's; accumulate for a new store)")] = None,
@@ -88,7 +88,8 @@ def learn(path: Path, store: StoreOpt = Path(DEFAULT_STORE),
     from seal.store import Store
 
     cfg = make_config(config, set_, model)
-    cfg = cfg.override([f"self_edit.format={fmt}"])
+    cfg = cfg.override([f"self_edit.format={fmt}"]) if fmt else cfg
+    fmt = cfg.self_edit.format
     read_document(path, max_bytes=max_bytes)  # fail fast, before any store or model work
     with Store.open(store, create=True, base_model=cfg.model.name) as st:
         cfg = config_for_store(cfg, st)
@@ -161,7 +162,8 @@ DEMO = "seal demo"
 
 @app.command()
 def demo(passage: Annotated[int, typer.Option(help="Which sample passage (0-3).")] = 0,
-         fmt: Annotated[str, typer.Option("--format")] = "implications",
+         fmt: Annotated[str | None, typer.Option("--format", help="Default: the config's self_edit.format.")]
+         = None,
          store: Annotated[Path, typer.Option(help="Store for the demo.")] = Path("seal-demo-store"),
          config: ConfigOpt = None, set_: SetOpt = None, model: ModelOpt = None) -> None:
     """Learn a built-in invented passage and show answers to its questions before and after. The store is made
@@ -175,6 +177,7 @@ def demo(passage: Annotated[int, typer.Option(help="Which sample passage (0-3)."
     from seal.store import Store, discard_store
 
     cfg = make_config(config, set_, model)
+    fmt = fmt or cfg.self_edit.format
     samples = load_passages(SAMPLES)
     if not 0 <= passage < len(samples):
         fail(f"--passage must be between 0 and {len(samples) - 1}, not {passage}")

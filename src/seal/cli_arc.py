@@ -153,8 +153,9 @@ def train_arc(
     out_dir: Annotated[Path, typer.Option("--out", help="Run directory (config, JSONL log, policy adapters).")],
     data: DataOpt = None, split: SplitOpt = "training", easy: EasyOpt = None, limit: LimitOpt = None,
     offset: OffsetOpt = 0,
-    rounds: Annotated[int, typer.Option(help="ReST-EM rounds.")] = 1,
-    samples: Annotated[int, typer.Option(help="Self-edits sampled per task (k).")] = 3,
+    rounds: Annotated[int | None, typer.Option(help="ReST-EM rounds (default: rest_em.rounds).")] = None,
+    samples: Annotated[int | None, typer.Option(help="Self-edits sampled per task, k (default: rest_em.samples).")]
+    = None,
     resume: Annotated[bool, typer.Option(help="Continue a run: skip tasks and rounds already done.")] = False,
     easy_seed: Annotated[int, typer.Option(help="Seed of the easy tasks (eval arc uses 0).")] = 1,
     easy_max_side: MaxSideOpt = 3, easy_demos: DemosOpt = 5, self_edit: ModeOpt = None, seed: int = 0,
@@ -165,6 +166,8 @@ def train_arc(
     from seal.arc_loop import train_arc as do_train
 
     cfg, arc = make_configs(config, set_, model, self_edit)
+    rounds = cfg.rest_em.rounds if rounds is None else rounds
+    samples = cfg.rest_em.samples if samples is None else samples
     if rounds < 1 or samples < 1:
         fail("--rounds and --samples must be >= 1")
     tasks = select_tasks(data, split, easy, easy_seed, easy_max_side, easy_demos, limit, offset)
