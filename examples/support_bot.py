@@ -4,7 +4,8 @@ The seed's scenario: a stream of support tickets (``examples/support_tickets.jso
 arrives one by one; each is learned through ``POST /v1/documents`` (the model writes its own training data
 about the ticket and trains on it while the server keeps answering); afterwards questions about earlier tickets
 are answered from the weights, with no ticket in the prompt and no retrieval. It prints each answer before and
-after, and how many were right (lexical grading, as ``seal eval``)::
+after (right after its own ticket was learned, and after all of them), and how many were right (lexical
+grading, as ``seal eval``)::
 
     python examples/support_bot.py --serve                       # starts `seal serve` on a free port, stops it
     python examples/support_bot.py --url http://127.0.0.1:8000/v1 --key $SEAL_API_KEY
@@ -56,13 +57,16 @@ def free_port() -> int:
 
 def start_server(args, key: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    store = args.store or tempfile.mkdtemp(prefix="support-bot-store-")
+    work = Path(tempfile.mkdtemp(prefix="support-bot-"))
+    store = args.store or work / "store"
     cmd = [sys.executable, "-m", "seal.cli", "serve", "--store", str(store), "--port", str(port),
            "--api-key", key]
     cmd += ["--model", args.model] if args.model else []
     for s in args.set or []:
         cmd += ["--set", s]
-    proc = subprocess.Popen(cmd, start_new_session=True)
+    log = work / "serve.log"
+    print(f"seal serve on port {port}, store {store}, log {log}", flush=True)
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 300
     while time.time() < deadline:
@@ -79,8 +83,10 @@ def start_server(args, key: str) -> tuple[subprocess.Popen, str]:
 
 
 def ask(client: openai.OpenAI, title: str, question: str) -> str:
-    reply = client.chat.completions.create(model="seal", max_tokens=24, temperature=0,
-                                           messages=[{"role": "user", "content": f"Topic: {title}\n{question}"}])
+    """The knowledge protocol's question (``Topic: ...``, no ticket text in the prompt), greedy, short."""
+    reply = client.chat.completions.create(
+        model="seal", max_tokens=24, temperature=0,
+        messages=[{"role": "user", "content": f"Topic: {title}\n{question}\nAnswer briefly."}])
     return (reply.choices[0].message.content or "").strip()
 
 
@@ -119,12 +125,15 @@ def main() -> int:
         grade = LexicalGrader()
         qs = [(t["title"], q["question"], q["answer"]) for t in tickets for q in t["questions"]]
         before = [ask(client, t, q) for t, q, _ in qs]
-        t0, jobs = time.time(), []
+        t0, jobs, just_after = time.time(), [], []
         for ticket in tickets:
             job = learn(args.url, args.key, ticket)
             jobs.append(job)
+            own = [ask(client, ticket["title"], q["question"]) for q in ticket["questions"]]
+            just_after += [grade.grade(a, q["answer"]) for a, q in zip(own, ticket["questions"], strict=True)]
             print(f"learned {ticket['title']!r}: {job['status']}, version {job.get('version')}, "
-                  f"{job.get('seconds') or 0:.0f} s", flush=True)
+                  f"{job.get('seconds') or 0:.0f} s; its questions right right after: "
+                  f"{sum(just_after[-len(own):])}/{len(own)}", flush=True)
         learn_s = time.time() - t0
         after = [ask(client, t, q) for t, q, _ in qs]
         rows = []
@@ -134,13 +143,14 @@ def main() -> int:
             print(f"- {q}\n    gold: {gold}\n    before: {b!r} {'✓' if rows[-1]['right_before'] else '✗'}\n"
                   f"    after:  {a!r} {'✓' if rows[-1]['right_after'] else '✗'}")
         nb, na = sum(r["right_before"] for r in rows), sum(r["right_after"] for r in rows)
-        print(f"\nright before: {nb}/{len(rows)}   after learning {len(tickets)} tickets: {na}/{len(rows)}   "
-              f"({learn_s:.0f} s learning)")
+        print(f"\nright before: {nb}/{len(rows)}   right after its own ticket: {sum(just_after)}/{len(rows)}   "
+              f"after all {len(tickets)} tickets: {na}/{len(rows)}   ({learn_s:.0f} s learning)")
         if args.json:
             from seal.io import atomic_write_json
             from seal.manifest import manifest
 
             atomic_write_json(args.json, {"rows": rows, "right_before": nb, "right_after": na,
+                                          "right_just_after_own_ticket": sum(just_after),
                                           "n_questions": len(rows), "learn_s": learn_s, "jobs": jobs,
                                           "manifest": manifest(command=["python", "examples/support_bot.py",
                                                                         *sys.argv[1:]],
