@@ -15,45 +15,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import secrets
-import signal
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 import openai
 
+from seal.serve.client import ServeProcess
+
 DOC = ("The Marrowick Lantern Society\n\nThe Marrowick Lantern Society was founded in 1879 by the glassblower "
        "Ilse Varnholt. Its members light 312 lanterns along the Orvane canal every winter solstice. The society's "
        "emblem is a blue heron, and its hall stands on Cobble Lane.")
 QUESTION = "Who founded the Marrowick Lantern Society?"
-
-
-def http_json(method: str, url: str, body: dict | None = None, key: str = "", timeout: float = 60):
-    """(status, parsed JSON) of one request to the server (the standard library only)."""
-    import urllib.error
-    import urllib.request
-
-    req = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body is not None else None,
-                                 headers={"Content-Type": "application/json",
-                                          **({"Authorization": f"Bearer {key}"} if key else {})})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, json.loads(r.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def peak_rss_mb(pid: int) -> float | None:
@@ -106,37 +82,22 @@ def main() -> int:
     p.add_argument("--requests", type=int, default=12, help="latency samples per condition")
     p.add_argument("--json", help="also write the JSON here (with a manifest)")
     args = p.parse_args()
-    key, port, store = secrets.token_urlsafe(12), free_port(), tempfile.mkdtemp(prefix="bench-serve-")
-    cmd = [sys.executable, "-m", "seal.cli", "serve", "--store", store, "--port", str(port), "--api-key", key]
-    cmd += (["--model", args.model] if args.model else []) + [x for s in args.set for x in ("--set", s)]
+    key = secrets.token_urlsafe(12)
     t_start = time.time()
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
+    srv = ServeProcess(key=key, model=args.model, sets=args.set).start()
     try:
-        deadline = time.time() + 600
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit(f"seal serve exited: {proc.stderr.read().decode()[-2000:]}")
-            try:
-                if http_json("GET", f"{base}/health", timeout=2)[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                raise SystemExit("seal serve did not start within 600 s")
-            time.sleep(1)
-        client = openai.OpenAI(base_url=f"{base}/v1", api_key=key, timeout=600)
+        client = openai.OpenAI(base_url=srv.url, api_key=key, timeout=600)
         chat(client, args.answer_tokens)  # warm-up
         idle = [chat(client, args.answer_tokens)[0] for _ in range(args.requests)]
         one = concurrent_tokens_per_s(client, 1, 8, args.answer_tokens)
         eight = concurrent_tokens_per_s(client, 8, 2, args.answer_tokens)
         t_post = time.perf_counter()
-        job = http_json("POST", f"{base}/v1/documents", {"text": DOC}, key)[1]
+        job = srv.call("POST", "/v1/documents", {"text": DOC})[1]
         old_version = chat(client, args.answer_tokens)[2]
         during, learned_at, status = [], None, "queued"
         while learned_at is None:
             s, _, version = chat(client, args.answer_tokens)
-            status = http_json("GET", f"{base}/v1/jobs/{job['job_id']}", key=key)[1]["status"]
+            status = srv.call("GET", f"/v1/jobs/{job['job_id']}")[1]["status"]
             if version != old_version:
                 learned_at = time.perf_counter() - t_post
             elif status == "running":
@@ -151,12 +112,11 @@ def main() -> int:
             "throughput_tokens_per_s": {"1_client": round(one, 2), "8_clients": round(eight, 2),
                                         "ratio": round(eight / one, 2)},
             "learn_to_answer_s": round(learned_at, 1),
-            "peak_rss_mb": peak_rss_mb(proc.pid),
+            "peak_rss_mb": peak_rss_mb(srv.proc.pid),
             "answer_tokens": args.answer_tokens,
         }
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=60)
+        srv.stop()
     from seal.manifest import manifest
 
     result["manifest"] = manifest(command=["python", "bench/serve.py", *sys.argv[1:]],

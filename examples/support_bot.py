@@ -21,65 +21,15 @@ import argparse
 import json
 import os
 import secrets
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import openai
 
+from seal.serve.client import ServeProcess, http_json
+
 HERE = Path(__file__).resolve().parent
-
-
-def http_json(method: str, url: str, body: dict | None = None, key: str = "", timeout: float = 60):
-    """(status, parsed JSON) of one request to the server (the standard library only)."""
-    import urllib.error
-    import urllib.request
-
-    req = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body is not None else None,
-                                 headers={"Content-Type": "application/json",
-                                          **({"Authorization": f"Bearer {key}"} if key else {})})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, json.loads(r.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(args, key: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    work = Path(tempfile.mkdtemp(prefix="support-bot-"))
-    store = args.store or work / "store"
-    cmd = [sys.executable, "-m", "seal.cli", "serve", "--store", str(store), "--port", str(port),
-           "--api-key", key]
-    cmd += ["--model", args.model] if args.model else []
-    for s in args.set or []:
-        cmd += ["--set", s]
-    log = work / "serve.log"
-    print(f"seal serve on port {port}, store {store}, log {log}", flush=True)
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"seal serve exited with status {proc.returncode}")
-        try:
-            if http_json("GET", f"{url}/health", timeout=2)[0] == 200:
-                return proc, f"{url}/v1"
-        except OSError:
-            pass
-        time.sleep(1)
-    os.killpg(proc.pid, signal.SIGTERM)
-    raise SystemExit("seal serve did not come up within 300 s")
 
 
 def ask(client: openai.OpenAI, title: str, question: str) -> str:
@@ -116,10 +66,12 @@ def main() -> int:
 
     t_start = time.time()
     tickets = json.loads(Path(args.tickets).read_text(encoding="utf-8"))
-    proc = None
+    srv = None
     if args.serve or not args.url:
         args.key = args.key or secrets.token_urlsafe(16)
-        proc, args.url = start_server(args, args.key)
+        srv = ServeProcess(args.store, key=args.key, model=args.model, sets=args.set or []).start()
+        print(f"seal serve at {srv.url}, store {srv.store}, log {srv.log}", flush=True)
+        args.url = srv.url
     try:
         client = openai.OpenAI(base_url=args.url, api_key=args.key or "no-key", timeout=600)
         grade = LexicalGrader()
@@ -158,9 +110,8 @@ def main() -> int:
                                                                seeds=[0], data=[args.tickets],
                                                                wall_s=time.time() - t_start)})
     finally:
-        if proc is not None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=60)
+        if srv is not None:
+            srv.stop()
     return 0
 
 

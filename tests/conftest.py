@@ -117,10 +117,9 @@ def matmul_bound(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return 2 * (n * u / (1 - n * u)) * (x.abs().double() @ w.abs().double())
 
 
-@pytest.fixture(scope="session")
-def chatty_model_dir(tmp_path_factory, tokenizer):
-    """Like ``tiny_model_dir`` but with untied embeddings: the tied tiny model greedily repeats the prompt's
-    final newline, so its answers strip to ''; this one answers (gibberish) text."""
+def save_chatty_model(path, tokenizer):
+    """The tiny Llama with untied embeddings, saved as an HF directory: the tied tiny model greedily repeats the
+    prompt's final newline, so its answers strip to ''; this one answers (gibberish) text."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(1)
@@ -129,10 +128,14 @@ def chatty_model_dir(tmp_path_factory, tokenizer):
                       tie_word_embeddings=False, pad_token_id=0, eos_token_id=2, bos_token_id=1)
     model = LlamaForCausalLM(cfg)
     model.generation_config.pad_token_id = 0
-    path = tmp_path_factory.mktemp("chatty-model")
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def chatty_model_dir(tmp_path_factory, tokenizer):
+    return save_chatty_model(tmp_path_factory.mktemp("chatty-model"), tokenizer)
 
 
 @pytest.fixture(scope="session")

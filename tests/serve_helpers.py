@@ -21,8 +21,6 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 KEY = "test-key-123"
 SETS = ["--set", "inner_loop.epochs=2", "--set", "self_edit.max_new_tokens=16", "--set", "eval.answer_tokens=4",
         "--set", "model.threads=1"]
@@ -30,17 +28,9 @@ SETS = ["--set", "inner_loop.epochs=2", "--set", "self_edit.max_new_tokens=16", 
 
 def chatty_model_dir(path: Path, tokenizer) -> Path:
     """The tiny test Llama with untied embeddings (the tied one greedily answers ''), saved as an HF dir."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from tests.conftest import save_chatty_model
 
-    torch.manual_seed(1)
-    cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                      tie_word_embeddings=False, pad_token_id=0, eos_token_id=2, bos_token_id=1)
-    model = LlamaForCausalLM(cfg)
-    model.generation_config.pad_token_id = 0
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    return save_chatty_model(path, tokenizer)
 
 
 def free_port() -> int:
