@@ -287,11 +287,13 @@ def train_arc(seal, tasks: Sequence[ArcTask], out_dir: str | Path, *, rounds: in
 
     if rounds < 1 or samples < 1:
         raise ArcRunError("rounds and samples must be >= 1")
-    arc = cfg or seal.cfg.arc
+    arc, before = cfg or seal.cfg.arc, seal.cfg
     seal.cfg = dataclasses.replace(seal.cfg, arc=arc, rest_em=dataclasses.replace(
         seal.cfg.rest_em, rounds=rounds, samples=samples, contexts=max(len(tasks), 1), seed=seed, repeats=1))
-    try:
+    try:  # (the run's config, saved with it; the engine's own config is put back afterwards)
         return train(seal, ArcDomain(arc), tasks, out_dir, resume=resume, data_source=data_source,
                      progress=progress)
     except RunError as exc:
         raise ArcRunError(str(exc)) from None
+    finally:
+        seal.cfg = before
