@@ -182,6 +182,12 @@ def create_app(engine: Engine, settings: ServeSettings | None = None) -> FastAPI
         with reader.lock:
             return fn(reader.store)
 
+    def find_document(doc_id: int):
+        try:
+            return read(lambda st: st.find_document(doc_id))
+        except StoreError:
+            raise APIError(404, f"no document {doc_id} in the store", "document_not_found") from None
+
     def check_model(model: str) -> None:
         read(lambda st: engine.slots.check(st, model))
 
@@ -295,10 +301,7 @@ def create_app(engine: Engine, settings: ServeSettings | None = None) -> FastAPI
 
     @app.get("/v1/documents/{doc_id}")
     def document(doc_id: int):
-        try:
-            d = read(lambda st: st.find_document(doc_id))
-        except StoreError:
-            raise APIError(404, f"no document {doc_id} in the store", "document_not_found") from None
+        d = find_document(doc_id)
         return {"id": d.id, "object": "document", "name": d.name, "title": d.title, "added_at": d.added_at,
                 "chars": len(d.text), "removed": d.removed, "text": d.text}
 
@@ -309,10 +312,7 @@ def create_app(engine: Engine, settings: ServeSettings | None = None) -> FastAPI
         from seal.domains.knowledge import QA, KnowledgeDomain, Passage
         from seal.grading import LexicalGrader
 
-        try:
-            d = read(lambda st: st.find_document(doc_id))
-        except StoreError:
-            raise APIError(404, f"no document {doc_id} in the store", "document_not_found") from None
+        d = find_document(doc_id)
         qas = [QA(p["question"], p["answer"]) for p in read(lambda st: st.probes([doc_id]))]
         prompts = KnowledgeDomain().task_prompts(lm, Passage(d.title, "", tuple(qas)))
         tokens, grade = engine.seal.cfg.eval.answer_tokens, LexicalGrader(engine.seal.cfg.eval.f1_threshold)
@@ -330,10 +330,7 @@ def create_app(engine: Engine, settings: ServeSettings | None = None) -> FastAPI
 
     @app.delete("/v1/documents/{doc_id}")
     def forget_document(doc_id: int):
-        try:
-            doc = read(lambda st: st.find_document(doc_id))
-        except StoreError:
-            raise APIError(404, f"no document {doc_id} in the store", "document_not_found") from None
+        doc = find_document(doc_id)
         if doc.removed:
             raise APIError(400, f"document {doc.name!r} (id {doc.id}) is already removed", "already_removed")
         return queued("forget", {"document_id": doc.id, "name": doc.name})
