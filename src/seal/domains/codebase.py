@@ -22,17 +22,17 @@ import dataclasses
 import re
 from pathlib import Path
 
-from seal.domains.base import Domain, ParsedSelfEdit, SelfEditError
+from seal.domains.base import Domain, ParsedSelfEdit
 from seal.domains.knowledge import (
     _PREAMBLE,
     QA,
     DataError,
     Passage,
     _degenerate,
-    _key,
     _qa_pairs,
     clean_line,
     qa_score,
+    select_lines,
 )
 from seal.grading import normalize
 from seal.jobs import Example
@@ -362,19 +362,7 @@ class CodebaseDomain(Domain):
             candidates = _qa_pairs(lines) if fmt == "api-qa" else []
             if not candidates:  # also the fallback when an api-qa edit has no Q/A structure
                 candidates = [c for c in map(clean_line, lines) if c]
-            seen = {_key(ctx.context)}
-            for item in candidates:
-                reason = _problem(item)
-                if not reason and _key(item) in seen:
-                    reason = "duplicate"
-                if reason:
-                    dropped.append((item, reason))
-                    continue
-                seen.add(_key(item))
-                items.append(item)
-            items = items[: self.max_sequences]
-            if not items:
-                raise SelfEditError(f"no usable {fmt} lines in the self-edit ({len(dropped)} dropped)")
+            items = select_lines(candidates, ctx.context, _problem, self.max_sequences, fmt, dropped)
         head = header(ctx.title)
         seqs = [f"{head}\n{item}" for item in items]
         if self.include_passage or fmt == "passage":

@@ -130,6 +130,31 @@ def _degenerate(line: str) -> str | None:
     return None
 
 
+def line_problem(item: str) -> str | None:
+    """Why a candidate line of a knowledge self-edit is not kept (a preamble, degenerate), or None."""
+    if not item.startswith("Question: ") and (_PREAMBLE.match(item) or item.endswith(":")):
+        return "preamble"
+    return _degenerate(item)
+
+
+def select_lines(candidates: list[str], context: str, problem, max_sequences: int, fmt: str,
+                 dropped: list[tuple[str, str]]) -> list[str]:
+    """The usable candidate lines of a self-edit, in order: without ``problem(line)``s, duplicates of each
+    other or of the context, at most ``max_sequences``; what is dropped goes to ``dropped`` with its reason.
+    Raises SelfEditError when none is left."""
+    seen, items = {_key(context)}, []
+    for item in candidates:
+        reason = problem(item) or ("duplicate" if _key(item) in seen else None)
+        if reason:
+            dropped.append((item, reason))
+            continue
+        seen.add(_key(item))
+        items.append(item)
+    if not items:
+        raise SelfEditError(f"no usable {fmt} lines in the self-edit ({len(dropped)} dropped)")
+    return items[:max_sequences]
+
+
 def _qa_pairs(lines: list[str]) -> list[str]:
     """'Q: ...'/'A: ...' pairs; a label alone on its line takes the next unlabelled line as its text."""
     pairs: list[str] = []
@@ -200,22 +225,7 @@ class KnowledgeDomain(Domain):
             elif not candidates:  # also the fallback when a self-QA edit has no Q/A structure
                 # one sequence per sentence: a degenerate tail no longer costs the good sentences before it
                 candidates = [s for ln in lines for s in _SENTENCE.split(clean_line(ln)) if s]
-            seen = {_key(ctx.context)}
-            for item in candidates:
-                reason = None
-                if not item.startswith("Question: ") and (_PREAMBLE.match(item) or item.endswith(":")):
-                    reason = "preamble"
-                reason = reason or _degenerate(item)
-                if not reason and _key(item) in seen:
-                    reason = "duplicate"
-                if reason:
-                    dropped.append((item, reason))
-                    continue
-                seen.add(_key(item))
-                items.append(item)
-            items = items[: self.max_sequences]
-            if not items:
-                raise SelfEditError(f"no usable {fmt} lines in the self-edit ({len(dropped)} dropped)")
+            items = select_lines(candidates, ctx.context, line_problem, self.max_sequences, fmt, dropped)
         seqs = [f"{ctx.title}\n{item}" for item in items]
         if self.include_passage or fmt == "passage":
             seqs.append(f"{ctx.title}\n{ctx.context}")
