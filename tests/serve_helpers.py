@@ -26,13 +26,6 @@ SETS = ["--set", "inner_loop.epochs=2", "--set", "self_edit.max_new_tokens=16", 
         "--set", "model.threads=1"]
 
 
-def chatty_model_dir(path: Path, tokenizer) -> Path:
-    """The tiny test Llama with untied embeddings (the tied one greedily answers ''), saved as an HF dir."""
-    from tests.conftest import save_chatty_model
-
-    return save_chatty_model(path, tokenizer)
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.serve_helpers import KEY, SETS, ServeProcess, chatty_model_dir
+from tests.serve_helpers import KEY, SETS, ServeProcess
 
 openai = pytest.importorskip("openai")
 pytest.importorskip("fastapi")
@@ -29,8 +29,8 @@ BODY_LIMIT = 400_000
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, tokenizer):
-    return chatty_model_dir(tmp_path_factory.mktemp("serve-model"), tokenizer)
+def model_dir(chatty_model_dir):
+    return chatty_model_dir
 
 
 @pytest.fixture(scope="module")
