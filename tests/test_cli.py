@@ -262,8 +262,10 @@ def test_eval_knowledge_json(tmp_path, margs):
     out = tmp_path / "res" / "out.json"
     r = invoke(["eval", "knowledge", "--limit", "1", "--methods", "base,passage", "--json", str(out), *margs])
     assert r.exit_code == 0, (r.output, r.exception)
-    data = json.loads(out.read_text(encoding="utf-8"))
-    assert set(data) == {"base", "passage"}
+    full = json.loads(out.read_text(encoding="utf-8"))
+    data = full["methods"]
+    assert set(data) == {"base", "passage"} and full["seeds"] == [0] and len(full["passages"]) == 1
+    assert full["manifest"]["command"].startswith("seal eval knowledge") and full["manifest"]["seeds"] == [0]
     for method in ("base", "passage"):
         d = data[method]
         assert isinstance(d["accuracy"], float) and 0.0 <= d["accuracy"] <= 1.0

@@ -587,12 +587,18 @@ def test_retention_matrix_shape_and_values(make_seal):
     assert res.base == acc
     assert res.matrix == [[acc[0], None, None], [acc[0], acc[1], None], acc]
     sm = res.summary()
-    assert sm == pytest.approx({"diagonal_mean": 0.6, "final_mean": 0.6, "forgetting": 0.0, "base_mean": 0.6})
+    main = ("diagonal_mean", "final_mean", "forgetting", "base_mean")
+    assert {k: sm[k] for k in main} == pytest.approx({"diagonal_mean": 0.6, "final_mean": 0.6, "forgetting": 0.0,
+                                                      "base_mean": 0.6})
+    assert sm["forgetting_ci95"] == [0.0, 0.0] and sm["diagonal_ci95"][0] <= 0.6 <= sm["diagonal_ci95"][1]
+    assert sm["latency_s"] > 0 and sm["answer_s_per_question"] > 0 and "routing_accuracy" not in sm
     d = res.as_dict()
     assert json.loads(json.dumps(d))["matrix"][0] == [0.2, None, None]
     assert [st["status"] for st in d["steps"]] == ["learned"] * 3
-    assert summarize([[0.5, None], [0.25, 0.75]], [0.1, 0.3]) == pytest.approx(
+    two = summarize([[0.5, None], [0.25, 0.75]], [0.1, 0.3])
+    assert {k: two[k] for k in main} == pytest.approx(
         {"diagonal_mean": 0.625, "final_mean": 0.5, "forgetting": 0.125, "base_mean": 0.2})
+    assert two["n_passages"] == 2 and two["forgetting_ci95"] == [0.0, 0.25]  # per passage: 0.25 and 0
 
 
 @pytest.mark.parametrize("strategy", ["merge", "replay"])
@@ -638,7 +644,8 @@ def test_cli_eval_forgetting(tmp_path, tiny_model_dir):
     assert d["strategy"] == "replay" and d["guard"] is True and len(d["matrix"]) == 2
     assert d["matrix"][0][1] is None and len(d["base"]) == 2
     assert all(isinstance(p["probes"], list) for p in d["passages"])  # the guard's probes are recorded
-    assert set(d["summary"]) == {"diagonal_mean", "final_mean", "forgetting", "base_mean"}
+    assert {"diagonal_mean", "final_mean", "forgetting", "base_mean", "forgetting_ci95", "latency_s"} <= set(d["summary"])
+    assert d["manifest"]["command"].startswith("seal eval forgetting") and len(d["manifest"]["passage_ids"]) == 2
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "forgetting" in r.stdout and "after 2" in r.stdout
     bad = CliRunner().invoke(cli.app, ["eval", "forgetting", "--strategy", "bogus", "--model", str(tiny_model_dir)])

@@ -21,7 +21,7 @@ def test_cpt_trains_one_adapter_per_method_on_all_passages(tiny_lm, sample_passa
     real = seal.train
     seal.train = lambda jobs, progress=None: calls.append(jobs) or real(jobs, progress)
     result = evaluate_knowledge_cpt(seal, sample_passages[:2], ["base", "passage"])
-    d = result.as_dict()
+    d = result.as_dict()["methods"]
     assert d["base"]["n_questions"] == d["passage"]["n_questions"] == 10
     assert len(calls) == 1 and len(calls[0]) == 1  # one adapter, trained once, on both passages
     assert len(calls[0][0].examples) == 2
@@ -34,7 +34,7 @@ def test_single_trains_a_fresh_adapter_per_passage_and_method(tiny_lm, sample_pa
     real = seal.train
     seal.train = lambda jobs, progress=None: calls.append(jobs) or real(jobs, progress)
     result = evaluate_knowledge(seal, sample_passages[:2], ["base", "passage", "implications"])
-    d = result.as_dict()
+    d = result.as_dict()["methods"]
     assert len(calls) == 1 and 2 <= len(calls[0]) <= 4  # both passages in one pass (eval.passages_per_pass)
     assert len({job.slot for job in calls[0]}) == len(calls[0])  # a fresh adapter per passage and method
     assert all(job.reset for jobs in calls for job in jobs)
@@ -68,7 +68,7 @@ def test_passages_per_pass_changes_no_score(tiny_lm64, sample_passages, tmp_path
         for r in records:
             for m in ("passage", "implications"):
                 r.get(m, {}).pop("final_loss", None)
-        return calls, result.as_dict(), records
+        return calls, result.as_dict()["methods"], records
 
     one_calls, one, one_records = run(1)
     many_calls, many, many_records = run(2)
@@ -77,3 +77,40 @@ def test_passages_per_pass_changes_no_score(tiny_lm64, sample_passages, tmp_path
         assert {k: v for k, v in one[m].items() if "s_" not in k} == \
             {k: v for k, v in many[m].items() if "s_" not in k}
     assert one_records == many_records
+
+
+def test_seeds_cells_open_book_and_paired_differences(tiny_lm, sample_passages, tmp_path):
+    seal = _seal(tiny_lm)
+    methods = ["base", "passage-in-prompt", "passage", "implications"]
+    log = tmp_path / "log.jsonl"
+    result = evaluate_knowledge(seal, sample_passages[:2], methods, seeds=[0, 1], log_path=log)
+    d = result.as_dict()
+    assert d["seeds"] == [0, 1] and d["passages"] == [p.id for p in sample_passages[:2]]
+    for m in methods:
+        st = d["methods"][m]
+        assert st["n_questions"] == 20 and st["n_passages"] == 2 and st["seeds"] == [0, 1]
+        assert len(st["cells"]) == 4 and st["ci95"][0] <= st["accuracy"] <= st["ci95"][1]
+    assert d["methods"]["passage"]["edits"] == 4 and d["methods"]["base"]["edits"] == 0
+    assert d["methods"]["passage-in-prompt"]["edits"] == 0  # the open book trains nothing
+    vs = d["methods"]["implications"]["vs"]["passage"]
+    a, b = d["methods"]["implications"]["accuracy"], d["methods"]["passage"]["accuracy"]
+    assert vs["cells"] == 4 and vs["diff"] == pytest.approx(a - b) and vs["ci95"][0] <= vs["diff"] <= vs["ci95"][1]
+    assert "passage" not in d["methods"]["passage"]["vs"]
+    # costs are each method's own share: tokens it trained on, seconds split by them
+    p = d["methods"]["passage"]
+    assert p["train_tokens_per_edit"] > 0 and p["s_train_per_edit"] > 0
+    assert len(log.read_text().splitlines()) == 4  # one record per (passage, seed)
+    table = markdown_table(result)
+    assert "| passage-in-prompt |" in table and "95 % CI" in table
+
+
+def test_compare_pairs_the_same_cells():
+    from seal.evaluate import MethodStats, compare
+
+    a, b = MethodStats(), MethodStats()
+    for p, s, ca, cb in [("p1", 0, 3, 1), ("p1", 1, 2, 2), ("p2", 0, 5, 0)]:
+        a.add(p, s, [True] * ca + [False] * (5 - ca))
+        b.add(p, s, [True] * cb + [False] * (5 - cb))
+    b.add("p3", 0, [True] * 5)  # no partner: left out
+    c = compare(a, b)
+    assert c["cells"] == 3 and c["diff"] == pytest.approx((2 + 0 + 5) / 15)

@@ -29,6 +29,7 @@ from seal.cli_common import (
     ModelOpt,
     SetOpt,
     StoreOpt,
+    command_line,
     err,
     fail,
     load_seal,
@@ -76,7 +77,11 @@ def learn(path: Path, store: StoreOpt = Path(DEFAULT_STORE),
                                                   "(default: the config's self_edit.format)")] = None,
           max_bytes: Annotated[int, typer.Option(help="Refuse larger documents.")] = 256 * 1024,
           strategy: Annotated[str | None, typer.Option(
-              help="merge | accumulate | replay (default: the store's; accumulate for a new store)")] = None,
+              help="merge | accumulate | replay | routed (default: the store's; accumulate for a new store)")]
+          = None,
+          group_size: Annotated[int | None, typer.Option(
+              help="routed: documents per adapter (default routing.group_size = 1; fixed by a store's first learn)")]
+          = None,
           guard: Annotated[bool, typer.Option("--guard/--no-guard", help="Reject the update if earlier documents' "
                                               "probe answers get worse (after one retry with replay).")] = False,
           guard_threshold: Annotated[float, typer.Option(help="Largest allowed drop in probe accuracy.")] = 0.2,
@@ -89,6 +94,8 @@ def learn(path: Path, store: StoreOpt = Path(DEFAULT_STORE),
 
     cfg = make_config(config, set_, model)
     cfg = cfg.override([f"self_edit.format={fmt}"]) if fmt else cfg
+    if group_size is not None:
+        cfg = cfg.override([f"routing.group_size={group_size}"])
     fmt = cfg.self_edit.format
     read_document(path, max_bytes=max_bytes)  # fail fast, before any store or model work
     with Store.open(store, create=True, base_model=cfg.model.name) as st:
@@ -118,10 +125,11 @@ def learn(path: Path, store: StoreOpt = Path(DEFAULT_STORE),
 @app.command()
 def ask(question: str, store: StoreOpt = Path(DEFAULT_STORE),
         max_tokens: Annotated[int, typer.Option(help="Answer length budget.")] = 64,
+        explain: Annotated[bool, typer.Option("--explain", help="Say which document's adapter answered (routed "
+                                                               "stores: the router's score and coverage).")] = False,
         config: ConfigOpt = None, set_: SetOpt = None, model: ModelOpt = None) -> None:
     """Answer a question with what the store has learned (the base model if the store is empty)."""
-    from seal.learning import ask as do_ask
-    from seal.learning import config_for_store
+    from seal.learning import ask_explained, config_for_store
     from seal.store import Store
 
     if not question.strip():
@@ -134,10 +142,32 @@ def ask(question: str, store: StoreOpt = Path(DEFAULT_STORE),
         if st is not None:
             cfg = config_for_store(cfg, st)
         s = load_seal(cfg)
-        out.print(do_ask(s, st, [question], max_new_tokens=max_tokens)[0], markup=False, highlight=False)
+        [answer], [why] = ask_explained(s, st, [question], max_new_tokens=max_tokens)
+        out.print(answer, markup=False, highlight=False)
+        if explain:
+            out.print(explanation(st, why), markup=False, highlight=False)
     finally:
         if st is not None:
             st.close()
+
+
+def explanation(store, why: dict | None) -> str:
+    """One line on who answered: the routed document and the router's figures, or the store's one adapter."""
+    if store is None:
+        return "answered by: the base model (no store)"
+    if why is None:
+        from seal.learning import store_state
+
+        state = store_state(store)
+        v = state.version.id if state.version is not None else 0
+        return (f"answered by: store version {v} ({state.strategy}: one adapter for every question)" if v
+                else "answered by: the base model (the store is empty)")
+    best = store.find_document(why["best"]).name if why["best"] is not None else None
+    if why["document"] is None:
+        return (f"answered by: the base model (best match {best!r}: coverage {why['coverage']:.2f} under the "
+                f"threshold, BM25 {why['score']:.2f})" if best else "answered by: the base model (no document matches)")
+    return (f"answered by: document {best!r} (id {why['document']}), BM25 {why['score']:.2f}, coverage "
+            f"{why['coverage']:.2f}")
 
 
 @app.command()
@@ -214,14 +244,20 @@ def demo(passage: Annotated[int, typer.Option(help="Which sample passage (0-3)."
 # --------------------------------------------------------------------------- eval
 @eval_app.command("knowledge")
 def eval_knowledge(
+    ctx: typer.Context,
     data: Annotated[Path, typer.Option(help="SQuAD-format JSON (default: seal's invented sample passages).")] = SAMPLES,
     limit: Annotated[int, typer.Option(help="Number of passages.")] = 10,
     offset: Annotated[int, typer.Option(help="Skip this many passages first.")] = 0,
-    methods: Annotated[str, typer.Option(help="Comma-separated: base,passage,implications,rewrite,self-qa")]
-    = "base,passage,implications,rewrite,self-qa",
+    methods: Annotated[str, typer.Option(help="Comma-separated: base,passage-in-prompt,passage,implications,"
+                                              "rewrite,self-qa")]
+    = "base,passage-in-prompt,passage,implications,rewrite,self-qa",
+    seeds: Annotated[int, typer.Option(help="Seeds --seed, --seed+1, ...: self-edit sampling and adapter init "
+                                            "(single mode); intervals resample passages with all their seeds.")]
+    = 1,
     mode: Annotated[str, typer.Option(help="single (one adapter per passage) | cpt (one adapter for all)")]
     = "single",
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the figures as JSON here.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the figures (with a manifest) here.")]
+    = None,
     log: Annotated[Path | None, typer.Option(help="Per-passage JSONL log (answers, self-edits).")] = None,
     plot: Annotated[Path | None, typer.Option(help="Write an accuracy bar chart (PNG) here.")] = None,
     policy: Annotated[list[Path] | None, typer.Option(
@@ -238,12 +274,18 @@ def eval_knowledge(
     seed: int = 0, config: ConfigOpt = None, set_: SetOpt = None, model: ModelOpt = None,
 ) -> None:
     """The paper's knowledge protocol: self-edit, LoRA, questions without the passage; accuracy per method."""
+    import time
+
     from seal.domains.knowledge import load_passages
     from seal.evaluate import BASELINE_METHODS, evaluate_knowledge, evaluate_knowledge_cpt, markdown_table
     from seal.io import atomic_write_json
+    from seal.manifest import manifest
 
+    t0 = time.perf_counter()
     if mode not in ("single", "cpt"):
         fail(f"--mode must be single or cpt, not {mode!r}")
+    if not 1 <= seeds <= 100 or (seeds > 1 and mode != "single"):
+        fail("--seeds must be in 1..100 (and 1 with --mode cpt)")
     sets = list(set_ or [])
     sets += [f"eval.grader={grader}"] if grader else []
     sets += [f"eval.judge_url={json.dumps(judge_url)}"] if judge_url else []
@@ -280,20 +322,27 @@ def eval_knowledge(
             policies[name] = slot
             method_list.append(name)
     run = evaluate_knowledge if mode == "single" else evaluate_knowledge_cpt
-    extra = {"log_path": log} if mode == "single" else {}
+    extra = {"log_path": log, "seeds": list(range(seed, seed + seeds))} if mode == "single" else {}
     with progress_bar() as bar:
         task = bar.add_task("passages" if mode == "single" else "self-edits + training", total=len(passages))
         result = run(s, passages, method_list, seed=seed, policies=policies, writers=writers,
                      progress=lambda d, t: bar.update(task, completed=d, total=t), **extra)
     out.print(markdown_table(result), highlight=False)
-    out.print(f"\n{result.passages} passages ({mode}), {result.wall_s:.0f} s", highlight=False)
+    out.print(f"\n{result.passages} passages ({mode}) x {len(result.seeds)} seed(s), {result.wall_s:.0f} s; "
+              "intervals: 95 % bootstrap over passages", highlight=False)
+    d = result.as_dict()
     if json_out is not None:
-        atomic_write_json(json_out, result.as_dict())
+        d["manifest"] = manifest(command=command_line(ctx), config=cfg.to_dict(), seeds=result.seeds,
+                                 data=[f"{Path(data).resolve()}[{offset}:{offset + limit}]"],
+                                 wall_s=time.perf_counter() - t0, passage_ids=result.passage_ids, mode=mode,
+                                 policies=[str(p) for p in policy or []])
+        atomic_write_json(json_out, d)
     if plot is not None:
         from seal.report import accuracy_plot
 
-        accuracy_plot({m: d["accuracy"] for m, d in result.as_dict().items()}, plot,
-                      title=f"knowledge, {mode}, {result.passages} passages")
+        accuracy_plot({m: v["accuracy"] for m, v in d["methods"].items()}, plot,
+                      title=f"knowledge, {mode}, {result.passages} passages x {len(result.seeds)} seeds",
+                      intervals={m: v["ci95"] for m, v in d["methods"].items()})
 
 
 # --------------------------------------------------------------------------- train

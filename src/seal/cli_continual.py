@@ -61,11 +61,12 @@ def forget(document: Annotated[str, typer.Argument(help="Document name (as learn
 
 
 def eval_forgetting(
+    ctx: typer.Context,
     data: Annotated[Path | None, typer.Option(help="SQuAD-format JSON (default: seal's invented sample "
                                                    "passages).")] = None,
     sequence: Annotated[int, typer.Option(help="Number of passages learned one after another.")] = 8,
     offset: Annotated[int, typer.Option(help="Skip this many passages first.")] = 0,
-    strategy: Annotated[str, typer.Option(help="merge (the paper's) | accumulate | replay")] = "merge",
+    strategy: Annotated[str, typer.Option(help="merge (the paper's) | accumulate | replay | routed")] = "merge",
     fmt: Annotated[str, typer.Option("--format", help="Self-edit: implications | rewrite | self-qa | passage")]
     = "implications",
     guard: Annotated[bool, typer.Option("--guard/--no-guard", help="Check earlier passages' probe questions "
@@ -79,15 +80,21 @@ def eval_forgetting(
     seed: int = 0, config: ConfigOpt = None, set_: SetOpt = None, model: ModelOpt = None,
 ) -> None:
     """Catastrophic forgetting: learn N passages in sequence; after each, evaluate every passage seen so far."""
+    import time
+
     from seal.continual import STRATEGIES, evaluate_forgetting
     from seal.domains.knowledge import load_passages
     from seal.io import atomic_write_json
+    from seal.manifest import manifest
     from seal.report import retention_heatmap
 
+    t0 = time.perf_counter()
     if strategy not in STRATEGIES:
         cli.fail(f"--strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
     if sequence < 1:
         cli.fail("--sequence must be >= 1")
+    if guard and strategy == "routed":
+        cli.fail("--guard does not apply to --strategy routed (learning a passage changes no earlier adapter)")
     if not 0 <= guard_threshold <= 1 or replay_ratio < 0:
         cli.fail("--guard-threshold must be in [0, 1] and --replay-ratio >= 0")
     cfg = cli.make_config(config, set_, model).override([f"self_edit.format={fmt}"])
@@ -104,6 +111,9 @@ def eval_forgetting(
             if key not in tasks:
                 tasks[key] = bar.add_task(stage, total=total)
             bar.update(tasks[key], completed=done, total=total, description=stage)
+            if stage == "steps" and not cli.err.is_terminal:  # a log file: one plain line per step
+                cli.err.print(f"forgetting ({strategy}): step {done}/{total} learned and evaluated, "
+                              f"{time.perf_counter() - t0:.0f} s", highlight=False, markup=False)
 
         result = evaluate_forgetting(s, passages, strategy, fmt, guard=guard, guard_threshold=guard_threshold,
                                      replay_ratio=replay_ratio, seed=seed, progress=tick)
@@ -124,14 +134,30 @@ def eval_forgetting(
     def f(x):
         return "-" if x is None else f"{x:.3f}"
 
-    cli.out.print(f"right after learning (diagonal mean) {f(sm['diagonal_mean'])}   after all {n} (last row mean) "
-                  f"{f(sm['final_mean'])}   forgetting {f(sm['forgetting'])}   unedited base {f(sm['base_mean'])}   "
-                  f"({result.wall_s:.0f} s)", highlight=False)
+    def ci(key):
+        v = sm.get(f"{key}_ci95")
+        return f" [{v[0]:.3f}, {v[1]:.3f}]" if v else ""
+
+    cli.out.print(f"right after learning (diagonal mean) {f(sm['diagonal_mean'])}{ci('diagonal')}   after all {n} "
+                  f"(last row mean) {f(sm['final_mean'])}{ci('final')}   forgetting {f(sm['forgetting'])}"
+                  f"{ci('forgetting')}   unedited base {f(sm['base_mean'])}   ({result.wall_s:.0f} s; 95 % bootstrap "
+                  f"intervals over passages)", highlight=False)
+    if sm.get("latency_s") is not None:
+        cli.out.print(f"answer latency: {sm['answer_s_per_question']:.3f} s per question in the last evaluation, "
+                      f"{sm['latency_s']:.3f} s for one question alone (median of {sm['latency_questions']})",
+                      highlight=False)
+    if "routing_accuracy" in sm:
+        cli.out.print(f"routing: {sm['routing_accuracy']:.3f} of {sm['routing_questions']} questions routed to their "
+                      f"own passage (last evaluation {f(sm['routing_accuracy_final'])}); adapter cache "
+                      f"{sm['cache']}", highlight=False)
     if guard:
         retried = sum(st["guard"]["retried"] for st in result.steps)
         rejected = sum(st["status"] == "rejected" for st in result.steps)
         cli.out.print(f"guard: {retried} update(s) retried with replay, {rejected} rejected", highlight=False)
     if json_out is not None:
+        d["manifest"] = manifest(command=cli.command_line(ctx), config=cfg.to_dict(), seeds=[seed],
+                                 data=[f"{Path(data).resolve()}[{offset}:{offset + sequence}]"],
+                                 wall_s=time.perf_counter() - t0, passage_ids=[p.id for p in passages])
         atomic_write_json(json_out, d)
     if plot is not None:
         retention_heatmap(d, plot)

@@ -25,6 +25,8 @@ def export(directory: Annotated[Path, typer.Argument(help="New directory to writ
                                                             "see `seal history`).")] = None,
            merged: Annotated[bool, typer.Option("--merged", help="Write a plain transformers model with the update "
                                                                  "merged into the base weights.")] = False,
+           document: Annotated[str | None, typer.Option(help="A routed store: the document (name or id) whose "
+                                                             "adapter to export.")] = None,
            config: ConfigOpt = None, set_: SetOpt = None, model: ModelOpt = None) -> None:
     """Export what the store learned: a PEFT adapter directory (AutoPeftModelForCausalLM loads it), or with
     --merged a merged model directory (AutoModelForCausalLM loads it)."""
@@ -35,7 +37,7 @@ def export(directory: Annotated[Path, typer.Argument(help="New directory to writ
     with Store.open(store, base_model=model) as st:
         cfg = cli.make_config(config, set_, model or st.base_model)
         with cli.err.status("exporting ..."):
-            r = export_store(st, directory, version=version, merged=merged, cfg=cfg)
+            r = export_store(st, directory, version=version, merged=merged, cfg=cfg, document=document)
     what = (f"a merged model ({r.updates} update(s) folded into the base weights)" if r.merged else
             f"a rank-{r.rank} LoRA adapter" + (f" (the exact sum of the {r.updates} merged updates)"
                                                if r.updates > 1 else ""))

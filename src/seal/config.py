@@ -250,6 +250,27 @@ class RestEMConfig:
         _finite(self, "rest_em")
 
 
+@dataclass
+class RoutingConfig:
+    """The ``[routing]`` section: the ``routed`` strategy (one adapter per document or group, chosen per question)."""
+
+    threshold: float = 0.5
+    """Least share of a question's content words a document must contain for its adapter to answer (else the
+    base model answers); chosen by ``recipes/routing_threshold.py`` (results/routing/threshold.json)."""
+    cache: int = 8
+    """Adapters held in the bank at once (least recently used evicted; the others stay on disk)."""
+    group_size: int = 1
+    """Documents per adapter: a new document joins the group of the document it matches best (if that group
+    is not full), and the group's adapter is retrained on all its documents."""
+
+    def __post_init__(self) -> None:
+        _typecheck(self, "routing")
+        _finite(self, "routing")
+        _check(0 <= self.threshold <= 1, "routing.threshold must be in [0, 1]")
+        _check(1 <= self.cache <= 1024, "routing.cache must be in 1..1024")
+        _check(1 <= self.group_size <= 1024, "routing.group_size must be in 1..1024")
+
+
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """The raw tables of a TOML (or ``.json``) config file; a clear ConfigError when missing or malformed."""
     path = Path(path)
@@ -363,6 +384,7 @@ class ArcConfig:
 _SECTIONS = {
     "model": ModelConfig, "lora": LoRAConfig, "inner_loop": InnerLoopConfig,
     "self_edit": SelfEditConfig, "eval": EvalConfig, "rest_em": RestEMConfig, "arc": ArcConfig,
+    "routing": RoutingConfig,
 }
 
 
@@ -375,6 +397,7 @@ class SealConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     rest_em: RestEMConfig = field(default_factory=RestEMConfig)
     arc: ArcConfig = field(default_factory=ArcConfig)
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
 
     @classmethod
     def preset(cls, name: str = "cpu") -> SealConfig:

@@ -1,20 +1,28 @@
-"""The paper's single-passage knowledge protocol: per passage, a fresh adapter per method, questions without
-the passage, accuracy per method.
+"""The paper's knowledge protocols (Table 2): per passage, a fresh adapter per method, questions without the
+passage, accuracy per method, over one or more seeds, with intervals.
 
-Methods: ``base`` (no update), ``passage`` (train on the passage only), ``implications``, ``rewrite``,
-``self-qa`` (the model's own self-edit of that format, plus the passage), and ``policy`` (implications written
-by a ReST-EM-trained policy adapter, see ``rest_em.py``). All methods of ``eval.passages_per_pass`` passages
-train together (one adapter slot each per passage) and answer in one batched generation::
+Methods: ``base`` (no update: closed book), ``passage-in-prompt`` (no update, the passage in the prompt: open
+book, what retrieval would give), ``passage`` (train on the passage only), ``implications``, ``rewrite``,
+``self-qa`` (the model's own self-edit of that format, plus the passage), policies (implications written by a
+ReST-EM-trained policy adapter, ``rest_em.py``) and writers (e.g. a teacher model). All methods of
+``eval.passages_per_pass`` passages train together (one adapter slot each) and answer in one batched call::
 
     seal = Seal.load(cfg, slots=4)
-    result = evaluate_knowledge(seal, passages[:10], ["base", "passage", "implications"])
+    result = evaluate_knowledge(seal, passages[:10], ["base", "passage", "implications"], seeds=[0, 1, 2])
     print(markdown_table(result))
+
+Each seed samples new self-edits (``seed * 100_003 + passage index``) and trains from a new adapter init. Every
+(passage, seed) is a *cell*: its accuracy is kept, and a method's accuracy is over all its questions. The 95 %
+intervals resample whole passages (with all their seeds; ``seal.stats``); each method is also compared with
+``passage`` and policies with ``implications``, as paired differences over the same cells. Costs are each
+method's own: the seconds of a shared training pass split by the tokens each adapter trained on, of a shared
+answering pass by the tokens each generated, and of writing by the tokens each self-edit took.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,32 +32,72 @@ from seal.domains.knowledge import KnowledgeDomain, Passage
 from seal.engine import Seal
 from seal.inner_loop import TrainJob
 from seal.io import append_jsonl
+from seal.stats import bootstrap_ci, paired_ci
 
-BASELINE_METHODS = ("base", "passage", "implications", "rewrite", "self-qa")
+BASELINE_METHODS = ("base", "passage-in-prompt", "passage", "implications", "rewrite", "self-qa")
+UNTRAINED = ("base", "passage-in-prompt")
+OPEN_BOOK_PROMPT = "{context}\n\nTopic: {title}\n{question}\nAnswer briefly."
 Writer = Callable[[Passage], str]
 """An external self-edit writer (e.g. a teacher model): passage -> self-edit text (implications)."""
 
 
 @dataclass
 class MethodStats:
-    correct: int = 0
-    n_questions: int = 0
+    cells: list[dict[str, Any]] = field(default_factory=list)
+    """Per (passage, seed): ``passage``, ``seed``, ``correct``, ``n``."""
     train_s: float = 0.0
     eval_s: float = 0.0
     write_s: float = 0.0
     edits: int = 0
     failed_edits: int = 0
+    train_tokens: int = 0
+    answer_tokens: int = 0
+    write_tokens: int = 0
+
+    @property
+    def correct(self) -> int:
+        return sum(c["correct"] for c in self.cells)
+
+    @property
+    def n_questions(self) -> int:
+        return sum(c["n"] for c in self.cells)
+
+    def add(self, passage: str, seed: int, verdicts: list[bool]) -> None:
+        self.cells.append({"passage": passage, "seed": seed, "correct": int(sum(verdicts)), "n": len(verdicts)})
+
+    def _values(self):
+        cells = [c for c in self.cells if c["n"]]
+        return [c["correct"] / c["n"] for c in cells], [c["passage"] for c in cells], [c["n"] for c in cells]
 
     def as_dict(self) -> dict[str, Any]:
         n_edits = max(self.edits, 1)
+        vals, clusters, weights = self._values()
         return {
             "accuracy": self.correct / self.n_questions if self.n_questions else 0.0,
-            "n_questions": self.n_questions,
+            "ci95": list(bootstrap_ci(vals, clusters=clusters, weights=weights)),
+            "n_questions": self.n_questions, "n_passages": len(set(clusters)),
+            "seeds": sorted({c["seed"] for c in self.cells}),
             "s_per_edit": (self.train_s + self.eval_s) / n_edits if self.edits else 0.0,
+            "s_train_per_edit": self.train_s / n_edits if self.edits else 0.0,
             "s_write_per_edit": self.write_s / n_edits if self.edits else 0.0,
-            "edits": self.edits,
-            "failed_edits": self.failed_edits,
+            "train_tokens_per_edit": self.train_tokens / n_edits if self.edits else 0.0,
+            "edits": self.edits, "failed_edits": self.failed_edits, "cells": self.cells,
         }
+
+
+def compare(a: MethodStats, b: MethodStats) -> dict[str, Any] | None:
+    """Accuracy of ``a`` minus ``b`` over the cells both have (same passage and seed), with its 95 % paired
+    interval (passages resampled); None without common cells."""
+    bk = {(c["passage"], c["seed"]): c for c in b.cells if c["n"]}
+    pairs = [(c, bk[(c["passage"], c["seed"])]) for c in a.cells if c["n"] and (c["passage"], c["seed"]) in bk]
+    if not pairs:
+        return None
+    xa = [c["correct"] / c["n"] for c, _ in pairs]
+    xb = [d["correct"] / d["n"] for _, d in pairs]
+    w = [c["n"] for c, _ in pairs]
+    diff = sum((x - y) * n for x, y, n in zip(xa, xb, w, strict=True)) / sum(w)
+    return {"diff": diff, "ci95": list(paired_ci(xa, xb, clusters=[c["passage"] for c, _ in pairs], weights=w)),
+            "cells": len(pairs)}
 
 
 @dataclass
@@ -57,9 +105,31 @@ class KnowledgeResult:
     methods: dict[str, MethodStats] = field(default_factory=dict)
     passages: int = 0
     wall_s: float = 0.0
+    passage_ids: list[str] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)
+    policies: tuple[str, ...] = ()
 
-    def as_dict(self) -> dict[str, dict[str, Any]]:
-        return {m: s.as_dict() for m, s in self.methods.items()}
+    def comparisons(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        ref = self.methods.get("passage")
+        for m, st in self.methods.items():
+            rows = {}
+            if ref is not None and m != "passage" and (c := compare(st, ref)) is not None:
+                rows["passage"] = c
+            if m in self.policies and "implications" in self.methods:
+                if (c := compare(st, self.methods["implications"])) is not None:
+                    rows["implications"] = c
+            if rows:
+                out[m] = rows
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        cmp = self.comparisons()
+        methods = {}
+        for m, st in self.methods.items():
+            methods[m] = st.as_dict()
+            methods[m]["vs"] = cmp.get(m, {})
+        return {"methods": methods, "passages": self.passage_ids, "seeds": self.seeds, "wall_s": self.wall_s}
 
 
 def _setup(seal: Seal, methods: list[str], policies: dict[str, int], writers: dict[str, Writer]):
@@ -74,96 +144,148 @@ def _setup(seal: Seal, methods: list[str], policies: dict[str, int], writers: di
     def fmt_of(method: str) -> str:
         return "implications" if method in policies or method in writers else method
 
-    trained = [m for m in methods if m != "base"]
+    trained = [m for m in methods if m not in UNTRAINED]
     first_free = max(policies.values(), default=-1) + 1
     slots = {m: first_free + i for i, m in enumerate(trained)}
     seal.bank.ensure_slots(first_free + len(trained))
-    return dom, fmt_of, trained, slots, KnowledgeResult({m: MethodStats() for m in methods})
+    return dom, fmt_of, trained, slots, KnowledgeResult({m: MethodStats() for m in methods},
+                                                         policies=tuple(policies))
+
+
+def open_book(seal: Seal, dom: KnowledgeDomain, passages: Sequence[Passage]) -> list[list[bool]]:
+    """Verdicts of the unedited model answering with the passage in its prompt (one batched call)."""
+    prompts = [seal.lm.chat(OPEN_BOOK_PROMPT.format(context=p.context, title=p.title, question=q.question))
+               for p in passages for q in p.questions]
+    answers = seal.generator.complete(prompts, max_new_tokens=seal.cfg.eval.answer_tokens) if prompts else []
+    out, k = [], 0
+    for p in passages:
+        out.append(dom.score(p, answers[k:k + len(p.questions)], seal.grader)[1])
+        k += len(p.questions)
+    return out
+
+
+def _counts(seal: Seal, n: int) -> list[int]:
+    counts = getattr(seal.generator, "last_counts", None)
+    return list(counts) if counts and len(counts) == n else [1] * n
 
 
 def evaluate_knowledge(seal: Seal, passages: list[Passage], methods: list[str], *, seed: int = 0,
-                       policies: dict[str, int] | None = None, writers: dict[str, Writer] | None = None,
-                       log_path: str | Path | None = None,
+                       seeds: Sequence[int] | None = None, policies: dict[str, int] | None = None,
+                       writers: dict[str, Writer] | None = None, log_path: str | Path | None = None,
                        progress: Callable[[int, int], None] | None = None) -> KnowledgeResult:
-    """Run the single-passage protocol; per-passage details go to ``log_path`` (JSONL) when given.
+    """Run the single-passage protocol for each of ``seeds`` (default ``[seed]``); per-(passage, seed) details
+    go to ``log_path`` (JSONL) when given.
 
     ``policies`` maps extra method names to policy adapter slots (their self-edits are implications written
     with that adapter); ``writers`` maps extra method names to external writers (e.g. a teacher model).
     """
     policies, writers = policies or {}, writers or {}
+    seeds = list(seeds) if seeds else [seed]
     dom, fmt_of, trained, slots, result = _setup(seal, methods, policies, writers)
+    result.passage_ids, result.seeds = [p.id for p in passages], seeds
     per_pass = max(1, min(seal.cfg.eval.passages_per_pass, len(passages)))
     if trained:
         seal.bank.ensure_slots(max(slots.values()) + 1 + (per_pass - 1) * len(trained))
     start = time.perf_counter()
     indexed = list(enumerate(passages))
-    for first in range(0, len(indexed), per_pass):
-        chunk = indexed[first:first + per_pass]
-        bases = seal.baselines(dom, [p for _, p in chunk])
-        records: list[dict[str, Any]] = []
-        jobs, ok, write_s = [], [], {}
-        for j, (pi, passage) in enumerate(chunk):
-            base = bases[j]
-            record: dict[str, Any] = {"passage": passage.id, "title": passage.title,
-                                      "base": {"accuracy": base.accuracy, "answers": base.answers}}
-            records.append(record)
-            if "base" in methods:
-                _add(result.methods["base"], base.verdicts)
-            # 1. self-edits for every generated method, in one batched call per writer (base model or policy)
-            t0 = time.perf_counter()
-            texts = _write_self_edits(seal, dom, passage, trained, policies, writers, seed * 100_003 + pi, fmt_of)
-            write_s[j] = (time.perf_counter() - t0) / max(len(texts), 1)
-            # 2. inner loop: a fresh adapter per (passage, method), reset in place from the same seed; the
-            # passages of a pass train together and answer in one batched generation
-            for m in trained:
-                try:
-                    parsed = dom.parse_self_edit(passage, texts.get(m, ""), fmt_of(m))
-                except SelfEditError as exc:
-                    result.methods[m].failed_edits += 1
-                    record[m] = {"error": str(exc), "self_edit": texts.get(m, "")}
-                    _add(result.methods[m], base.verdicts)  # an unusable edit leaves the model unchanged
-                    continue
-                slot = slots[m] + j * len(trained)
-                jobs.append(TrainJob(slot=slot, examples=parsed.examples, seed=seed))
-                ok.append((j, m, slot, texts.get(m, ""), m in texts))
-        train_results = seal.train(jobs) if jobs else []
-        t1 = time.perf_counter()
-        scores = seal.evaluate(dom, [(chunk[j][1], slot) for j, _, slot, _, _ in ok])
-        eval_s = time.perf_counter() - t1
-        for (j, m, _, text, written), tr, sc in zip(ok, train_results, scores, strict=True):
-            stats = result.methods[m]
-            _add(stats, bases[j].verdicts if tr.failed else sc.verdicts)
-            stats.failed_edits += bool(tr.failed)
-            stats.edits += 1
-            stats.train_s += tr.seconds
-            stats.eval_s += eval_s / len(ok)
-            stats.write_s += write_s[j] if written else 0.0
-            records[j][m] = {"accuracy": sc.accuracy, "answers": sc.answers, "self_edit": text,
-                             "train_steps": tr.steps, "final_loss": tr.final_loss, "failed": tr.failed}
-        for (pi, _), record in zip(chunk, records, strict=True):
-            result.passages += 1
-            if log_path is not None:
-                append_jsonl(log_path, record)
+    total, done = len(passages) * len(seeds), 0
+    for s in seeds:
+        for first in range(0, len(indexed), per_pass):
+            chunk = indexed[first:first + per_pass]
+            _run_pass(seal, dom, chunk, s, methods, trained, slots, policies, writers, fmt_of, result, log_path)
+            done += len(chunk)
             if progress is not None:
-                progress(pi + 1, len(passages))
+                progress(done, total)
+    result.passages = len(passages)
     result.wall_s = time.perf_counter() - start
     return result
 
 
+def _run_pass(seal, dom, chunk, seed, methods, trained, slots, policies, writers, fmt_of, result, log_path) -> None:
+    """One pass: the chunk's passages' self-edits written, all their adapters trained and answered together."""
+    bases = seal.baselines(dom, [p for _, p in chunk])
+    books = open_book(seal, dom, [p for _, p in chunk]) if "passage-in-prompt" in methods else None
+    records: list[dict[str, Any]] = []
+    jobs, ok, costs = [], [], {}
+    for j, (pi, passage) in enumerate(chunk):
+        base = bases[j]
+        record: dict[str, Any] = {"passage": passage.id, "title": passage.title, "seed": seed,
+                                  "base": {"accuracy": base.accuracy, "answers": base.answers}}
+        records.append(record)
+        if "base" in methods:
+            result.methods["base"].add(passage.id, seed, base.verdicts)
+        if books is not None:
+            result.methods["passage-in-prompt"].add(passage.id, seed, books[j])
+            record["passage-in-prompt"] = {"accuracy": sum(books[j]) / max(len(books[j]), 1)}
+        texts, costs[j] = _write_self_edits(seal, dom, passage, trained, policies, writers, seed * 100_003 + pi,
+                                            fmt_of)
+        for m in trained:
+            try:
+                parsed = dom.parse_self_edit(passage, texts.get(m, ""), fmt_of(m))
+            except SelfEditError as exc:
+                result.methods[m].failed_edits += 1
+                record[m] = {"error": str(exc), "self_edit": texts.get(m, "")}
+                result.methods[m].add(passage.id, seed, base.verdicts)  # an unusable edit leaves the model as is
+                continue
+            slot = slots[m] + j * len(trained)
+            jobs.append(TrainJob(slot=slot, examples=parsed.examples, seed=seed))
+            ok.append((j, m, slot, texts.get(m, "")))
+    train_results = seal.train(jobs) if jobs else []
+    t1 = time.perf_counter()
+    scores = seal.evaluate(dom, [(chunk[j][1], slot) for j, _, slot, _ in ok])
+    eval_s = time.perf_counter() - t1
+    counts = _counts(seal, sum(len(chunk[j][1].questions) for j, *_ in ok))
+    gen, k = [], 0
+    for j, *_ in ok:
+        n = len(chunk[j][1].questions)
+        gen.append(sum(counts[k:k + n]))
+        k += n
+    train_total = sum(tr.seconds for tr in train_results)  # the pass's training time (equal shares summed)
+    tokens_total = max(sum(tr.tokens for tr in train_results), 1)
+    for (j, m, _, text), tr, sc, g in zip(ok, train_results, scores, gen, strict=True):
+        stats = result.methods[m]
+        stats.add(chunk[j][1].id, seed, bases[j].verdicts if tr.failed else sc.verdicts)
+        stats.failed_edits += bool(tr.failed)
+        stats.edits += 1
+        stats.train_s += train_total * tr.tokens / tokens_total
+        stats.train_tokens += tr.tokens
+        stats.eval_s += eval_s * g / max(sum(gen), 1)
+        stats.answer_tokens += g
+        w_s, w_tok = costs[j].get(m, (0.0, 0))
+        stats.write_s += w_s
+        stats.write_tokens += w_tok
+        records[j][m] = {"accuracy": sc.accuracy, "answers": sc.answers, "self_edit": text,
+                         "train_steps": tr.steps, "final_loss": tr.final_loss, "failed": tr.failed}
+    for record in records:
+        if log_path is not None:
+            append_jsonl(log_path, record)
+
+
 def _write_self_edits(seal: Seal, dom: KnowledgeDomain, passage: Passage, trained: list[str],
-                      policies: dict[str, int], writers: dict[str, Writer], seed: int, fmt_of) -> dict[str, str]:
+                      policies: dict[str, int], writers: dict[str, Writer], seed: int, fmt_of
+                      ) -> tuple[dict[str, str], dict[str, tuple[float, int]]]:
+    """(method -> self-edit text, method -> (seconds, tokens) of writing it: a batched call's time split by
+    the tokens each self-edit took)."""
     texts: dict[str, str] = {}
+    costs: dict[str, tuple[float, int]] = {}
     groups = [(None, [m for m in trained if m in ("implications", "rewrite", "self-qa")])]
     groups += [(slot, [m]) for m, slot in policies.items() if m in trained]
     for writer_slot, group in groups:
         if group:
+            t0 = time.perf_counter()
             out = seal.write_self_edits(dom, [(passage, fmt_of(m)) for m in group], n=1, seed=seed,
                                         policy_slot=writer_slot)
-            texts.update({m: o[0] for m, o in zip(group, out, strict=True)})
+            dt = time.perf_counter() - t0
+            counts = _counts(seal, len(group))
+            for m, o, c in zip(group, out, counts, strict=True):
+                texts[m] = o[0]
+                costs[m] = (dt * c / max(sum(counts), 1), c)
     for m, writer in writers.items():
         if m in trained:
+            t0 = time.perf_counter()
             texts[m] = writer(passage)
-    return texts
+            costs[m] = (time.perf_counter() - t0, 0)
+    return texts, costs
 
 
 def evaluate_knowledge_cpt(seal: Seal, passages: list[Passage], methods: list[str], *, seed: int = 0,
@@ -173,13 +295,15 @@ def evaluate_knowledge_cpt(seal: Seal, passages: list[Passage], methods: list[st
     all passages at once, then evaluated on all their questions."""
     policies, writers = policies or {}, writers or {}
     dom, fmt_of, trained, slots, result = _setup(seal, methods, policies, writers)
+    result.passage_ids, result.seeds = [p.id for p in passages], [seed]
     start = time.perf_counter()
     examples: dict[str, list] = {m: [] for m in trained}
     for pi, passage in enumerate(passages):
-        t0 = time.perf_counter()
-        texts = _write_self_edits(seal, dom, passage, trained, policies, writers, seed * 100_003 + pi, fmt_of)
+        texts, costs = _write_self_edits(seal, dom, passage, trained, policies, writers, seed * 100_003 + pi, fmt_of)
         for m in trained:
-            result.methods[m].write_s += (time.perf_counter() - t0) / max(len(texts), 1) if m in texts else 0.0
+            w_s, w_tok = costs.get(m, (0.0, 0))
+            result.methods[m].write_s += w_s
+            result.methods[m].write_tokens += w_tok
             try:
                 examples[m] += dom.parse_self_edit(passage, texts.get(m, ""), fmt_of(m)).examples
             except SelfEditError:
@@ -188,21 +312,27 @@ def evaluate_knowledge_cpt(seal: Seal, passages: list[Passage], methods: list[st
             progress(pi + 1, 2 * len(passages))
     base_scores = seal.baselines(dom, passages)
     if "base" in methods:
-        for sc in base_scores:
-            _add(result.methods["base"], sc.verdicts)
+        for p, sc in zip(passages, base_scores, strict=True):
+            result.methods["base"].add(p.id, seed, sc.verdicts)
+    if "passage-in-prompt" in methods:
+        for p, v in zip(passages, open_book(seal, dom, passages), strict=True):
+            result.methods["passage-in-prompt"].add(p.id, seed, v)
     ok = [m for m in trained if examples[m]]
     for m in set(trained) - set(ok):  # no usable self-edit at all: the model stays as it was
-        for sc in base_scores:
-            _add(result.methods[m], sc.verdicts)
+        for p, sc in zip(passages, base_scores, strict=True):
+            result.methods[m].add(p.id, seed, sc.verdicts)
     train_results = seal.train([TrainJob(slots[m], examples[m], seed=seed) for m in ok])
     t1 = time.perf_counter()
     scores = seal.evaluate(dom, [(p, slots[m]) for m in ok for p in passages])
     eval_s = time.perf_counter() - t1
+    train_total = sum(tr.seconds for tr in train_results)
+    tokens_total = max(sum(tr.tokens for tr in train_results), 1)
     for i, (m, tr) in enumerate(zip(ok, train_results, strict=True)):
         stats = result.methods[m]
-        for sc in scores[i * len(passages):(i + 1) * len(passages)]:
-            _add(stats, sc.verdicts if not tr.failed else [False] * len(sc.verdicts))
-        stats.edits, stats.train_s, stats.eval_s = 1, tr.seconds, eval_s / len(ok)
+        for p, sc in zip(passages, scores[i * len(passages):(i + 1) * len(passages)], strict=True):
+            stats.add(p.id, seed, sc.verdicts if not tr.failed else [False] * len(sc.verdicts))
+        stats.edits, stats.train_s, stats.eval_s = 1, train_total * tr.tokens / tokens_total, eval_s / len(ok)
+        stats.train_tokens = tr.tokens
     if progress is not None:
         progress(2 * len(passages), 2 * len(passages))
     result.passages = len(passages)
@@ -210,15 +340,24 @@ def evaluate_knowledge_cpt(seal: Seal, passages: list[Passage], methods: list[st
     return result
 
 
-def _add(stats: MethodStats, verdicts: list[bool]) -> None:
-    stats.correct += sum(verdicts)
-    stats.n_questions += len(verdicts)
+def _pts(x: float) -> str:
+    return f"{100 * x:+.1f}"
 
 
 def markdown_table(result: KnowledgeResult) -> str:
-    lines = ["| method | accuracy | questions | s / self-edit (train+eval) | failed edits |",
-             "|---|---:|---:|---:|---:|"]
-    for m, d in result.as_dict().items():
-        s = f"{d['s_per_edit']:.1f}" if d["edits"] else "-"
-        lines.append(f"| {m} | {100 * d['accuracy']:.1f} % | {d['n_questions']} | {s} | {d['failed_edits']} |")
+    """Accuracy with its interval, the paired difference to ``passage`` (and, for policies, to
+    ``implications``), and each method's own cost."""
+    lines = ["| method | accuracy [95 % CI] | questions | − passage [95 % CI] | s / self-edit (train+answer) | "
+             "s writing | failed edits |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for m, d in result.as_dict()["methods"].items():
+        lo, hi = d["ci95"]
+        vs = d["vs"].get("passage")
+        diff = f"{_pts(vs['diff'])} [{_pts(vs['ci95'][0])}, {_pts(vs['ci95'][1])}]" if vs else "–"
+        if "implications" in d["vs"]:
+            v = d["vs"]["implications"]
+            diff += f"; − implications {_pts(v['diff'])} [{_pts(v['ci95'][0])}, {_pts(v['ci95'][1])}]"
+        s = f"{d['s_per_edit']:.1f}" if d["edits"] else "–"
+        w = f"{d['s_write_per_edit']:.1f}" if d["s_write_per_edit"] else "–"
+        lines.append(f"| {m} | {100 * d['accuracy']:.1f} % [{100 * lo:.1f}, {100 * hi:.1f}] | {d['n_questions']} | "
+                     f"{diff} | {s} | {w} | {d['failed_edits']} |")
     return "\n".join(lines)

@@ -14,7 +14,6 @@ shared pass). Each method's self-edits of all contexts train together in one bat
 
 from __future__ import annotations
 
-import random
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -23,18 +22,7 @@ from typing import Any
 
 from seal.domains.base import Domain, DomainError, EditItem, call_domain, checked_score
 from seal.engine import Seal
-
-CI_RESAMPLES = 2000
-
-
-def bootstrap_ci(values: Sequence[float], seed: int = 0, resamples: int = CI_RESAMPLES) -> tuple[float, float]:
-    """95 % percentile bootstrap interval of the mean of ``values`` (resampling them with replacement)."""
-    if not values:
-        return (0.0, 0.0)
-    rng = random.Random(seed)
-    n = len(values)
-    means = sorted(statistics.fmean(rng.choices(values, k=n)) for _ in range(resamples))
-    return means[int(0.025 * resamples)], means[min(int(0.975 * resamples), resamples - 1)]
+from seal.stats import CI_RESAMPLES, bootstrap_ci  # noqa: F401  (re-exported)
 
 
 @dataclass

@@ -131,10 +131,24 @@ def _nothing_learned(store: Store, state: StoreState, version: int | None) -> Ex
                        "pass --version with an earlier version (see `seal history`)")
 
 
-def _adapter(store: Store, state: StoreState, version: int | None) -> tuple[list[dict[str, torch.Tensor]], LoRAConfig]:
+def _adapter(store: Store, state: StoreState, version: int | None, document: str | int | None = None
+             ) -> tuple[list[dict[str, torch.Tensor]], LoRAConfig]:
     """The state's low-rank updates, in order, and their (common) LoRA shape."""
     if state.source is None:
         raise _nothing_learned(store, state, version)
+    if state.strategy == "routed":  # one adapter per document (or group): the one asked for
+        from seal.learning_routed import groups_of
+
+        if document is None:
+            raise ExportError("a routed store keeps one adapter per document; pass --document NAME to export one "
+                              "(see `seal history`)")
+        doc = store.find_document(document)
+        group = next((g for g in groups_of(state) if doc.id in g["documents"]), None)
+        if group is None:
+            raise ExportError(f"document {doc.name!r} is not learned at store version {state.version.id}")
+        return [store.load_adapter(group["adapter"])], _lora(store, group["adapter"])
+    if document is not None:
+        raise ExportError(f"--document applies to routed stores; this store learns with {state.strategy!r}")
     if state.strategy == "merge":
         chain = merge_chain_tensors(store, state.merge_chain)
         if not chain:
@@ -149,6 +163,15 @@ def _adapter(store: Store, state: StoreState, version: int | None) -> tuple[list
     if tensors is None:
         raise _nothing_learned(store, state, version)
     return [tensors], _lora(store, state.source.id)
+
+
+def _exported_documents(store: Store, state: StoreState, document: str | int | None) -> list[int]:
+    if state.strategy != "routed":
+        return state.document_ids
+    from seal.learning_routed import groups_of
+
+    doc = store.find_document(document)
+    return next(g["documents"] for g in groups_of(state) if doc.id in g["documents"])
 
 
 def _save_tokenizer(reference: str, directory: Path) -> None:
@@ -189,14 +212,14 @@ def _fsync_tree(root: Path) -> None:
 
 
 def export_store(store: Store, directory: str | Path, *, version: int | None = None, merged: bool = False,
-                 cfg: SealConfig | None = None) -> ExportReport:
+                 cfg: SealConfig | None = None, document: str | int | None = None) -> ExportReport:
     """Export ``version`` (default: the current one) of ``store`` into the new directory ``directory``: a PEFT
     adapter, or with ``merged`` a plain merged checkpoint (see the module docstring). ``cfg.model`` names the
     base model (default: the store's) and, for ``merged``, where and in which dtype it is loaded."""
     directory = check_target(directory)
     cfg = cfg or SealConfig()
     state = store_state(store, version)  # StoreError for an unknown version
-    steps, lora = _adapter(store, state, version)
+    steps, lora = _adapter(store, state, version, document)
     # the base model is the store's (Store.open(base_model=...) refuses another); cfg.model says how to load it
     name = store.base_model or state.source.config.get("model") or cfg.model.name
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, name=name), lora=lora)
@@ -209,7 +232,7 @@ def export_store(store: Store, directory: str | Path, *, version: int | None = N
     rank = _rank(tensors)
     docs = {d.id: d.name for d in store.documents(include_removed=True)}
     report = ExportReport(directory, state.version.id, state.source.id, state.strategy, merged, reference,
-                          len(steps), rank, [docs.get(d, str(d)) for d in state.document_ids])
+                          len(steps), rank, [docs.get(d, str(d)) for d in _exported_documents(store, state, document)])
 
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))

@@ -12,8 +12,9 @@ guard) leaves the previous version intact::
         forget(seal, store, "notes.txt")
 
 Strategies (``seal.continual``): ``accumulate`` (default; one adapter, each learn continues training it),
-``replay`` (the same, with a sample of earlier documents' stored training sequences mixed into each learn) and
-``merge`` (the paper's: each learn trains a fresh adapter on the weights with every earlier learn merged in).
+``replay`` (the same, with a sample of earlier documents' stored training sequences mixed into each learn),
+``merge`` (the paper's: each learn trains a fresh adapter on the weights with every earlier learn merged in)
+and ``routed`` (an adapter per document or group, chosen per question; :mod:`seal.learning_routed`).
 The first learn fixes the store's layout; ``accumulate`` and ``replay`` share one and may alternate.
 
 What a version holds (its ``config``): ``strategy``, ``replay_ratio``, ``documents`` (``[document id, seed]``
@@ -67,7 +68,7 @@ SLOT = 0
 """The adapter slot that holds the store's knowledge adapter while learning or answering."""
 BACKUP_SLOT = 1
 """Keeps the previous adapter while a learn's update is pending (the guard may drop it)."""
-_LAYOUT = {"merge": "merged", "accumulate": "adapter", "replay": "adapter"}
+_LAYOUT = {"merge": "merged", "accumulate": "adapter", "replay": "adapter", "routed": "routed"}
 
 
 class LearnError(RuntimeError):
@@ -208,7 +209,8 @@ def load_store_adapter(seal: Seal, store: Store, version: int | None = None) -> 
         apply_merged(seal, SLOT, chain)
         zero_slot(seal, SLOT)
         return bool(chain)
-    tensors = store.load_adapter(state.source.id) if state.source is not None else None
+    routed = state.strategy == "routed"  # one adapter per group, loaded per question by ask_routed
+    tensors = store.load_adapter(state.source.id) if state.source is not None and not routed else None
     restore_base(seal)
     if tensors is None:
         seal.bank.reset(SLOT, seed=0)
@@ -290,6 +292,9 @@ def learn(seal: Seal, store: Store, path: str | Path, fmt: str = "implications",
             parsed_seqs.append([e.completion for e in parsed.examples])
             sequences += parsed_seqs[-1]
 
+        if strategy == "routed":
+            return _learn_routed(seal, store, tx, state, path, passages, texts, parsed_seqs, new_probes, fmt, seed,
+                                 fallbacks, start, progress)
         learner = Learner(seal, strategy, slot=SLOT, backup_slot=BACKUP_SLOT, replay_ratio=ratio)
         earlier = _sequences_by_document(store, state.document_ids)
         learner.history = [earlier[d] for d in state.document_ids]
@@ -337,6 +342,36 @@ def learn(seal: Seal, store: Store, path: str | Path, fmt: str = "implications",
                        [(qa.question, qa.answer) for qa in new_probes], report.as_dict())
 
 
+def _learn_routed(seal, store, tx, state, path, passages, texts, parsed_seqs, new_probes, fmt, seed, fallbacks,
+                  start, progress) -> LearnReport:
+    """``learn`` for a routed store: the new document's group gets a fresh adapter; nothing else changes."""
+    from seal.learning_routed import learn_routed
+
+    name = Path(path).name
+    text = "\n\n".join(p.context for p in passages)
+    doc_id = tx.add_document(name, passages[0].title, text)
+    for t, seqs in zip(texts, parsed_seqs, strict=True):
+        tx.add_self_edit(doc_id, fmt, t, seqs)
+    tx.add_probes(doc_id, [(qa.question, qa.answer) for qa in new_probes])
+    sequences = [x for seqs in parsed_seqs for x in seqs]
+    try:
+        tensors, extra, metrics = learn_routed(
+            seal, store, tx, state, doc_id=doc_id, title=passages[0].title, text=text, sequences=sequences, seed=seed,
+            group_size=seal.cfg.routing.group_size, progress=(lambda d, t: progress("train", d, t)) if progress else None)
+    except RuntimeError as exc:
+        prev = tx.base_version.id if tx.base_version else 0
+        raise LearnError(f"training failed ({exc}); the store is unchanged at version {prev}") from None
+    tx.set_adapter(tensors)
+    documents = state.documents + [(doc_id, seed)]
+    version = tx.commit(kind="learn", document_id=doc_id,
+                        config=_version_config(seal, "routed", state.replay_ratio, documents, format=fmt, seed=seed,
+                                               **extra),
+                        metrics={**metrics, "sequences": len(sequences), "fallbacks": fallbacks,
+                                 "probes": len(new_probes)})
+    return LearnReport(version.id, name, len(passages), len(sequences), texts, fallbacks, metrics["final_loss"],
+                       time.perf_counter() - start, "routed", 0, [(qa.question, qa.answer) for qa in new_probes])
+
+
 def forget(seal: Seal, store: Store, document: str | int,
            progress: Callable[[str, int, int], None] | None = None) -> ForgetReport:
     """Remove a document's contribution: a new version rebuilt from the remaining documents, in one transaction.
@@ -355,6 +390,8 @@ def forget(seal: Seal, store: Store, document: str | int,
         state = store_state(store)
         doc = tx.remove_document(document)
         remaining = [(d, s) for d, s in state.documents if d != doc.id]
+        if state.strategy == "routed":
+            return _forget_routed(seal, store, tx, state, doc, remaining, start, progress)
         seqs = _sequences_by_document(store, [d for d, _ in remaining])
         loop_cfgs = {v.document_id: v.config.get("inner_loop") for v in store.history()
                      if v.kind == "learn" and v.document_id is not None}
@@ -390,6 +427,23 @@ def forget(seal: Seal, store: Store, document: str | int,
                         time.perf_counter() - start)
 
 
+def _forget_routed(seal, store, tx, state, doc, remaining, start, progress) -> ForgetReport:
+    """``forget`` for a routed store: the document's adapter is dropped (its group retrained if grouped)."""
+    from seal.learning_routed import forget_routed
+
+    try:
+        tensors, extra, metrics = forget_routed(seal, store, tx, state, doc.id,
+                                                (lambda a, b: progress("train", a, b)) if progress else None)
+    except RuntimeError as exc:
+        raise LearnError(f"retraining the document's group failed ({exc}); the store is unchanged") from None
+    if tensors is not None:
+        tx.set_adapter(tensors)
+    version = tx.commit(kind="forget", document_id=doc.id,
+                        config=_version_config(seal, "routed", state.replay_ratio, remaining, **extra), metrics=metrics)
+    return ForgetReport(version.id, doc.name, len(remaining), metrics["retrained_sequences"],
+                        time.perf_counter() - start)
+
+
 def rollback(store: Store, version: int) -> Version:
     """Make ``version``'s weights current again (a new version of kind 'rollback'; history is kept). Every
     file the target needs (a merge store: its whole chain) is checksummed first, so a damaged target is refused.
@@ -403,15 +457,32 @@ def rollback(store: Store, version: int) -> Version:
 def ask(seal: Seal, store: Store | None, questions: list[str], max_new_tokens: int = 64) -> list[str]:
     """Answer with the store's current version (the base model when the store is empty or absent). An empty
     or whitespace-only question raises :class:`LearnError` before any model work."""
+    return ask_explained(seal, store, questions, max_new_tokens)[0]
+
+
+def ask_explained(seal: Seal, store: Store | None, questions: list[str], max_new_tokens: int = 64
+                  ) -> tuple[list[str], list[dict | None]]:
+    """(answers, per question how it was answered): for a routed store the router's decision (``document``
+    answering or None for the base model, ``score``, ``coverage``, ``best``); None for the other strategies,
+    where the store's one adapter answers every question."""
     for q in questions:
         if not isinstance(q, str) or not q.strip():
             raise LearnError("the question is empty: ask something")
+    if store is not None:
+        state = store_state(store)
+        if state.strategy == "routed":
+            from seal.learning_routed import ask_routed
+
+            restore_base(seal)
+            answers, decisions = ask_routed(seal, store, questions, state, max_new_tokens)
+            return answers, [d.as_dict() for d in decisions]
     use = store is not None and load_store_adapter(seal, store)
     if store is None:
         restore_base(seal)
     prompts = [seal.lm.chat(q) for q in questions]
-    return seal.generator.complete(prompts, max_new_tokens=max_new_tokens, adapters=SLOT if use else None)
+    answers = seal.generator.complete(prompts, max_new_tokens=max_new_tokens, adapters=SLOT if use else None)
+    return answers, [None] * len(questions)
 
 
-__all__ = ["learn", "ask", "forget", "rollback", "LearnError", "GuardRejected", "LearnReport", "ForgetReport",
+__all__ = ["learn", "ask", "ask_explained", "forget", "rollback", "LearnError", "GuardRejected", "LearnReport", "ForgetReport",
            "StoreError", "StoreState", "store_state", "config_for_store", "load_store_adapter"]

@@ -50,12 +50,18 @@ def reward_plot(metrics: list[dict[str, Any]], path: str | Path) -> Path:
     return Path(path)
 
 
-def accuracy_plot(accuracies: dict[str, float], path: str | Path, title: str = "accuracy per method") -> Path:
+def accuracy_plot(accuracies: dict[str, float], path: str | Path, title: str = "accuracy per method",
+                  intervals: dict[str, list[float]] | None = None) -> Path:
+    """Bars of accuracy per method; with ``intervals`` (method -> [lo, hi]) their 95 % intervals as error bars."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(max(4, 1.1 * len(accuracies)), 3.5), dpi=120)
     names = list(accuracies)
     vals = [100 * accuracies[n] for n in names]
-    bars = ax.bar(names, vals, color="#4C72B0")
+    err = None
+    if intervals:
+        err = [[max(0.0, v - 100 * intervals[n][0]) for n, v in zip(names, vals, strict=True)],
+               [max(0.0, 100 * intervals[n][1] - v) for n, v in zip(names, vals, strict=True)]]
+    bars = ax.bar(names, vals, color="#4C72B0", yerr=err, capsize=3 if err else 0)
     for b, v in zip(bars, vals, strict=True):
         ax.text(b.get_x() + b.get_width() / 2, v + 0.5, f"{v:.1f}", ha="center", fontsize=8)
     ax.set_ylabel("accuracy (%)")

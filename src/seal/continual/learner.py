@@ -8,6 +8,7 @@ Strategies, i.e. how update k+1 relates to updates 1..k (``STRATEGIES``):
   ``seal learn`` always did.
 * ``replay``: ``accumulate``, plus a seeded sample of earlier updates' training sequences mixed into each new
   update (``replay_ratio`` x the new update's number of sequences, at most all of them).
+* ``routed`` is not sequential (one adapter per document, chosen per question): :mod:`seal.continual.routed`.
 
 :class:`Learner` applies updates on one slot of a :class:`~seal.engine.Seal` bank with in-memory
 transactions: :meth:`Learner.train` trains a *pending* update (the previous state is kept: a backup slot for
@@ -36,13 +37,16 @@ from seal.continual.merge import merge_slot, zero_slot
 from seal.engine import Seal
 from seal.jobs import Example, TrainJob, TrainResult
 
-STRATEGIES = ("merge", "accumulate", "replay")
+SEQUENTIAL = ("merge", "accumulate", "replay")
+"""The strategies a :class:`Learner` applies (each update changes what earlier ones answer)."""
+STRATEGIES = SEQUENTIAL + ("routed",)
+"""Every strategy; ``routed`` (one adapter per document, :mod:`seal.continual.routed`) has no Learner."""
 DEFAULT_REPLAY_RATIO = 1.0
 
 
-def check_strategy(strategy: str) -> str:
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r} (choose from {', '.join(STRATEGIES)})")
+def check_strategy(strategy: str, allowed: tuple[str, ...] = STRATEGIES) -> str:
+    if strategy not in allowed:
+        raise ValueError(f"unknown strategy {strategy!r} (choose from {', '.join(allowed)})")
     return strategy
 
 
@@ -81,7 +85,7 @@ class Learner:
 
     def __init__(self, seal: Seal, strategy: str, *, slot: int = 0, backup_slot: int = 1,
                  replay_ratio: float = DEFAULT_REPLAY_RATIO, keep_pristine: bool = True) -> None:
-        self.seal, self.strategy = seal, check_strategy(strategy)
+        self.seal, self.strategy = seal, check_strategy(strategy, SEQUENTIAL)
         if replay_ratio < 0:
             raise ValueError("replay_ratio must be >= 0")
         self.slot, self.backup_slot, self.replay_ratio = slot, backup_slot, replay_ratio
@@ -154,4 +158,4 @@ class Learner:
         return update
 
 
-__all__ = ["STRATEGIES", "DEFAULT_REPLAY_RATIO", "check_strategy", "train_seed", "Update", "Learner"]
+__all__ = ["STRATEGIES", "SEQUENTIAL", "DEFAULT_REPLAY_RATIO", "check_strategy", "train_seed", "Update", "Learner"]

@@ -209,7 +209,12 @@ def create_app(engine: Engine, settings: ServeSettings | None = None) -> FastAPI
             return StreamingResponse(gen(), media_type="text/event-stream",
                                      headers={**headers, "cache-control": "no-cache"})
         make = chat_response if kind == "chat" else completion_response
-        return JSONResponse(make(rid, body.model, result.choices, use, result.version), headers=headers)
+        payload = make(rid, body.model, result.choices, use, result.version)
+        if result.routes is not None:  # a routed store: which document answered each prompt
+            payload["seal_routes"] = result.routes
+            first = result.routes[0] if result.routes else None
+            headers["x-seal-document"] = str(first["document"]) if first and first["document"] is not None else "base"
+        return JSONResponse(payload, headers=headers)
 
     # ----------------------------------------------------------------------------- open
     @app.get("/health")
@@ -259,7 +264,9 @@ def create_app(engine: Engine, settings: ServeSettings | None = None) -> FastAPI
                                "invalid_messages") from None
         else:
             prompt = "\n\n".join(m["content"] for m in msgs) + "\n"
-        req = GenRequest([prompt], max_tokens, body.model, body.n, body.temperature, body.top_p, body.seed, stops)
+        users = [m["content"] for m in msgs if m["role"] == "user"]
+        req = GenRequest([prompt], max_tokens, body.model, body.n, body.temperature, body.top_p, body.seed, stops,
+                         queries=[users[-1] if users else msgs[-1]["content"]])
         return answer("chat", body, req, await generate(req))
 
     @app.post("/v1/completions")
@@ -315,8 +322,9 @@ def create_app(engine: Engine, settings: ServeSettings | None = None) -> FastAPI
         d = find_document(doc_id)
         qas = [QA(p["question"], p["answer"]) for p in read(lambda st: st.probes([doc_id]))]
         prompts = KnowledgeDomain().task_prompts(lm, Passage(d.title, "", tuple(qas)))
+        queries = [f"Topic: {d.title}\n{qa.question}" for qa in qas]  # routed: routed as the evaluation asks them
         tokens, grade = engine.seal.cfg.eval.answer_tokens, LexicalGrader(engine.seal.cfg.eval.f1_threshold)
-        after = await generate(GenRequest(prompts, tokens, "seal")) if prompts else None
+        after = await generate(GenRequest(prompts, tokens, "seal", queries=queries)) if prompts else None
         before = await generate(GenRequest(prompts, tokens, "base")) if prompts and not engine.slots.merge else None
         rows = []
         for i, qa in enumerate(qas):

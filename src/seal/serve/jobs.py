@@ -84,6 +84,7 @@ class Job:
             seconds = round(time.time() - self.started_at, 3)
         return {"job_id": self.job_id, "object": "job", "kind": self.kind, "status": self.status,
                 "version": self.version, "error": self.error, "guard": self.result.get("guard"),
+                "strategy": self.result.get("strategy"),
                 "seconds": seconds, "document": p.get("name"), "document_id": p.get("document_id"),
                 "target_version": p.get("version"), "created_at": self.created_at, "started_at": self.started_at,
                 "finished_at": self.finished_at, "committed_at": self.result.get("committed_at"),

@@ -61,6 +61,8 @@ class GenRequest:
     top_p: float = 1.0
     seed: int | None = None
     stops: list[str] = field(default_factory=list)
+    queries: list[str] | None = None
+    """What a routed store routes each prompt by (the user's question); default: the prompts themselves."""
     future: Future = field(default_factory=Future)
     arrived: float = field(default_factory=time.monotonic)
     claimed: bool = False
@@ -85,6 +87,8 @@ class GenResult:
     completion_tokens: int
     version: int
     """The store version that answered (0: the base model)."""
+    routes: list[dict | None] | None = None
+    """Routed stores: per prompt, the router's decision (document answering or None, score, coverage)."""
 
 
 class Engine:
@@ -265,7 +269,8 @@ class Engine:
         deferred, pinned = [], set()
         for req in batch:
             try:
-                route, version, source = self.slots.route(self.store, req.model, pinned)
+                route, version, sources, decisions = self.slots.route(self.store, req.model, pinned,
+                                                                      req.queries or req.prompts)
             except NoFreeSlot:  # (never for a request alone: there is always a slot besides the live one)
                 deferred.append(req)
                 continue
@@ -276,8 +281,8 @@ class Engine:
                 log.exception("cannot load the adapter for %s", req.model)
                 req.future.set_exception(APIError(500, INTERNAL))
                 continue
-            pinned.add(source)
-            groups.setdefault(req.key(), []).append((req, route, version))
+            pinned |= sources
+            groups.setdefault(req.key(), []).append((req, route, version, decisions))
         if deferred:
             self.stats.update(deferred=len(deferred))
             with self._cond:
@@ -289,7 +294,7 @@ class Engine:
         tok, add = self.seal.lm.tokenizer, not self.seal.lm.has_chat_template
         lengths: dict[str, int] = {}
         ok = []
-        for req, route, version in items:
+        for req, route, version, decisions in items:
             for p in req.prompts:
                 if p not in lengths:
                     lengths[p] = len(tok(p, add_special_tokens=add)["input_ids"])
@@ -299,14 +304,15 @@ class Engine:
                     400, f"the prompt has {longest} tokens; with max_tokens {req.max_tokens} that is over the model's "
                          f"context of {self.max_positions} tokens", "context_length_exceeded"))
             else:
-                ok.append((req, route, version))
+                ok.append((req, route, version, decisions))
         if not ok:
             return
         prompts, routes = [], []
-        for req, route, _ in ok:
-            for p in req.prompts:
+        for req, route, _, _ in ok:
+            per = route if isinstance(route, list) else [route] * len(req.prompts)
+            for p, r in zip(req.prompts, per, strict=True):
                 prompts += [p] * req.n
-                routes += [route] * req.n
+                routes += [r] * req.n
         first = ok[0][0]
         try:
             texts = self.seal.generator.complete(
@@ -314,19 +320,20 @@ class Engine:
                 seed=first.seed if first.temperature > 0 else None, adapters=routes)
         except Exception:
             log.exception("generation failed")
-            for req, _, _ in ok:
+            for req, *_ in ok:
                 req.future.set_exception(APIError(500, INTERNAL))
             return
         counts = getattr(self.seal.generator, "last_counts", None) or [None] * len(texts)
         self.stats.update(batches=1, requests=len(ok), rows=len(prompts), batches_during_jobs=int(in_job))
         i = 0
-        for req, _, version in ok:
+        for req, _, version, decisions in ok:
             choices = []
             for _ in range(req.rows):
                 choices.append(self._finish(texts[i], req, counts[i]))
                 i += 1
+            routed = [d.as_dict() if d is not None else None for d in decisions] if decisions is not None else None
             req.future.set_result(GenResult(choices, sum(lengths[p] for p in req.prompts),
-                                            sum(c["completion_tokens"] for c in choices), version))
+                                            sum(c["completion_tokens"] for c in choices), version, routed))
 
     def _finish(self, text: str, req: GenRequest, generated: int | None) -> dict:
         """Cut at the first stop string; count tokens (as generated; a cut answer as the tokenizer encodes it)."""

@@ -9,6 +9,11 @@ shares its target's slot); a version with no adapter is the base model (route -1
 ``merge``-strategy stores fold every update into the base weights, so only the live version exists in the
 model: ``seal`` (and ``seal@<live>``) are served, ``seal@N`` and ``base`` are refused with a 400.
 
+``routed`` stores keep one adapter per document (or group): each prompt of a request is routed by its question
+(the last user message; a completion's prompt) to the adapter of the document it matches, through the router
+of the version asked for (:func:`seal.learning_routed.store_router`, cached per version), or to the base model.
+The slots then hold those adapters (keyed by the version whose file holds them), least recently used evicted.
+
 Switching: :meth:`ServingSlots.activate` loads a version fully (checksummed) into a free slot and only then
 makes it live, all on the engine thread between generation batches, so no batch ever sees a half-loaded or
 half-trained adapter::
@@ -24,6 +29,7 @@ from collections import OrderedDict
 
 from seal.engine import Seal
 from seal.learning import BACKUP_SLOT, SLOT, load_store_adapter, resolve_version, store_state
+from seal.learning_routed import groups_of, store_router
 from seal.serve.protocol import APIError
 from seal.store import Store, StoreError
 
@@ -64,6 +70,8 @@ class ServingSlots:
         self.merge = False
         """The store learns with ``merge``: only the live version is servable."""
         self.strategy = "accumulate"
+        self.routers: OrderedDict[int, tuple] = OrderedDict()
+        """Routed stores: source version id -> (router, document id -> adapter version), a few kept."""
 
     # ----------------------------------------------------------------------------- switching
     def activate(self, store: Store) -> int:
@@ -79,6 +87,15 @@ class ServingSlots:
             return cur
         if self.merge:  # was merge (a rollback past the first learn, say): undo the merged weights
             self.seal.bank.restore_base()
+        if state.strategy == "routed":  # adapters are loaded per question; the router is built now
+            have = len(self.free) + len(self.loaded)
+            if have < self.seal.cfg.routing.cache:  # room for routing.cache documents' adapters
+                extra = range(FIRST_SERVING_SLOT + have, FIRST_SERVING_SLOT + self.seal.cfg.routing.cache)
+                self.seal.bank.ensure_slots(extra[-1] + 1)
+                self.free += list(extra)
+            self._router(store, state)
+            self.live, self.live_source, self.merge, self.strategy = cur, -1, False, "routed"
+            return cur
         src = state.source.id if state.source is not None else 0
         self._ensure(store, src, pinned=set(), replacing_live=True)
         self.live, self.live_source, self.merge, self.strategy = cur, src, False, state.strategy
@@ -126,17 +143,53 @@ class ServingSlots:
                                 f"weights), so only `seal` (version {self.live}) is served, not `{model}`",
                            "version_not_servable")
 
-    def route(self, store: Store, model: str, pinned: set[int]) -> tuple[int, int, int]:
-        """(adapter route, version answering, source version) for ``model`` now; raises APIError or NoFreeSlot."""
+    def _router(self, store: Store, state) -> tuple:
+        key = state.source.id if state.source is not None else 0
+        if key not in self.routers:
+            groups = groups_of(state)
+            adapter_of = {d: g["adapter"] for g in groups for d in g["documents"]}
+            self.routers[key] = (store_router(store, list(adapter_of), self.seal.cfg.routing.threshold), adapter_of)
+            while len(self.routers) > 8:
+                self.routers.popitem(last=False)
+        self.routers.move_to_end(key)
+        return self.routers[key]
+
+    def route(self, store: Store, model: str, pinned: set[int], queries: list[str] | None = None
+              ) -> tuple[list[int] | int, int, set[int], list | None]:
+        """(adapter route, or one per query on a routed store; version answering; source versions used; the
+        router's decisions or None) for ``model`` now; raises APIError or NoFreeSlot."""
         want = parse_model(model)
+        if self.strategy == "routed" and want != "base":
+            return self._route_queries(store, want, pinned, queries or [])
         if want == "seal" or want == self.live:
-            return self._ensure(store, self.live_source, pinned), self.live, self.live_source
+            return self._ensure(store, self.live_source, pinned), self.live, {self.live_source}, None
         self.check(store, model)
         if want == "base":
-            return -1, 0, 0
+            return -1, 0, {0}, None
         _, src = resolve_version(store, want)
         source = src.id if src is not None else 0
-        return self._ensure(store, source, pinned), want, source
+        return self._ensure(store, source, pinned), want, {source}, None
+
+    def _route_queries(self, store: Store, want: str | int, pinned: set[int], queries: list[str]):
+        version = self.live if want == "seal" else want
+        if version != self.live:
+            self.check(store, f"seal@{version}")
+        state = store_state(store, version) if version else None
+        if state is None or state.source is None or state.strategy != "routed":
+            return -1, version, {0}, [None] * len(queries)
+        router, adapter_of = self._router(store, state)
+        decisions = router.route(queries)
+        sources = [adapter_of.get(d.key, 0) if d.key is not None else 0 for d in decisions]
+        if len(set(sources) - {0}) > len(self.loaded) + len(self.free):
+            raise APIError(400, f"the prompts of this request route to {len(set(sources) - {0})} different "
+                                f"documents; at most {len(self.loaded) + len(self.free)} per request",
+                           "too_many_documents")
+        held = set(pinned)
+        routes = []
+        for src in sources:
+            routes.append(self._ensure(store, src, held))
+            held.add(src)
+        return routes, version, set(sources), decisions
 
 
 __all__ = ["ServingSlots", "NoFreeSlot", "parse_model", "FIRST_SERVING_SLOT", "DEFAULT_SERVING_SLOTS"]

@@ -1,0 +1,217 @@
+"""The README's result tables, generated from the JSON files under ``results/`` (so prose and data agree).
+
+Each table has a name; the README holds it between ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->``.
+``python -m seal.results readme`` rewrites every such block from the files; ``--check`` only compares (exit
+1 and the names that differ), which is what ``tests/test_results_tables.py`` runs. ``python -m seal.results
+forgetting`` also writes ``results/forgetting/summary.{json,md}``. A table whose files are missing says so in
+its block instead of inventing figures::
+
+    python -m seal.results readme            # regenerate the README's tables
+    python -m seal.results readme --check    # do they match results/?
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from seal.io import atomic_write_json, atomic_write_text
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "results"
+README = ROOT / "README.md"
+FORGETTING_ORDER = ("merge", "replay", "accumulate", "routed")
+
+
+def _load(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.1f} %"
+
+
+def _ci(v: list | None, pct: bool = False) -> str:
+    if not v:
+        return "–"
+    f = (lambda x: f"{100 * x:.1f}") if pct else (lambda x: f"{x:.3f}")
+    return f"[{f(v[0])}, {f(v[1])}]"
+
+
+def _num(x: float | None, fmt: str = ".3f") -> str:
+    return "–" if x is None else format(x, fmt)
+
+
+# ----------------------------------------------------------------------------- forgetting
+def forgetting_rows(root: Path = RESULTS) -> list[dict]:
+    rows = []
+    for path in sorted((root / "forgetting").glob("n*-*.json")):
+        m = re.fullmatch(r"n(\d+)-([a-z-]+)", path.stem)
+        d = _load(path)
+        if not m or d is None or "summary" not in d:
+            continue
+        sm = d["summary"]
+        rows.append({"n": int(m.group(1)), "strategy": m.group(2), "file": str(path.relative_to(root.parent)),
+                     "questions": sum(p["n_questions"] for p in d["passages"]), "wall_s": d.get("wall_s"),
+                     "has_manifest": "manifest" in d, **sm})
+    order = {s: i for i, s in enumerate(FORGETTING_ORDER)}
+    return sorted(rows, key=lambda r: (r["n"], order.get(r["strategy"], 99), r["strategy"]))
+
+
+def forgetting_table(root: Path = RESULTS) -> str:
+    rows = forgetting_rows(root)
+    if not rows:
+        return "_No forgetting results yet: run `bash recipes/forgetting.sh`._"
+    acc = {(r["n"], r["strategy"]): r for r in rows}
+    out = ["| N | strategy | right after learning | after all N | forgetting [95 % CI] | routed to own passage | "
+           "s / question (batch) | s, one question alone | wall |",
+           "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        ref = acc.get((r["n"], "accumulate"))
+        lat = _num(r.get("latency_s"), ".2f")
+        if ref and r["strategy"] != "accumulate" and r.get("latency_s") and ref.get("latency_s"):
+            lat += f" ({r['latency_s'] / ref['latency_s']:.2f}×)"
+        routed = (f"{_pct(r['routing_accuracy'])} of {r['routing_questions']}" if "routing_accuracy" in r else "–")
+        out.append(f"| {r['n']} | {r['strategy']} | {_num(r['diagonal_mean'])} {_ci(r.get('diagonal_ci95'))} | "
+                   f"{_num(r['final_mean'])} {_ci(r.get('final_ci95'))} | {_num(r['forgetting'])} "
+                   f"{_ci(r.get('forgetting_ci95'))} | {routed} | {_num(r.get('answer_s_per_question'), '.3f')} | "
+                   f"{lat} | {_num(r['wall_s'], '.0f')} s |")
+    ns = sorted({r["n"] for r in rows})
+    qs = ", ".join(f"{max(r['questions'] for r in rows if r['n'] == n)} questions at N = {n}" for n in ns)
+    base = ", ".join(f"{_num(next(r['base_mean'] for r in rows if r['n'] == n))} at N = {n}" for n in ns)
+    out.append("")
+    out.append(f"Intervals: 95 % bootstrap over passages ({qs}); unedited base accuracy {base}. Latency in "
+               "parentheses: relative to `accumulate` at the same N.")
+    return "\n".join(out)
+
+
+def write_forgetting_summary(root: Path = RESULTS) -> None:
+    rows = forgetting_rows(root)
+    atomic_write_json(root / "forgetting" / "summary.json", {"rows": rows, "made_by": "python -m seal.results "
+                      "forgetting (from the n*-*.json files beside it, each with its own manifest)"})
+    atomic_write_text(root / "forgetting" / "summary.md", forgetting_table(root) + "\n")
+
+
+# ----------------------------------------------------------------------------- codebase, routing
+def codebase_table(root: Path = RESULTS) -> str:
+    d = _load(root / "codebase" / "eval.json")
+    if d is None:
+        return "_No codebase results yet: run `bash recipes/codebase.sh`._"
+    names = {"base": "base", "passage": "source as passage", "notes": "notes (base policy)"}
+    out = [f"| method | mean score ({len(d['context_ids'])} modules, {d['n_items']} questions) | 95 % bootstrap CI "
+           "over modules | s / self-edit |", "|---|---:|---:|---:|"]
+    order = ["base", "passage", "notes"] + sorted(k for k in d["methods"] if k.startswith("SEAL"))
+    for k in order:
+        m = d["methods"].get(k)
+        if m is None:
+            continue
+        cost = "–" if k == "base" else f"{m['s_per_edit']:.1f}" + (
+            f" ({m['s_write_per_edit']:.1f} writing)" if m.get('s_write_per_edit', 0) >= 0.05 else "")
+        out.append(f"| {names.get(k, k.replace('SEAL round-', 'SEAL round '))} | {_pct(m['score'])} | "
+                   f"{_ci(m['ci95'], pct=True)} | {cost} |")
+    return "\n".join(out)
+
+
+def routing_table(root: Path = RESULTS) -> str:
+    d = _load(root / "routing" / "threshold.json")
+    if d is None:
+        return "_No routing results yet: run `python recipes/routing_threshold.py`._"
+    out = ["| threshold | N = 8: own passage | N = 8: off-routed | N = 32: own passage | N = 32: off-routed |",
+           "|---:|---:|---:|---:|---:|"]
+    by = {(r["passages"], r["threshold"]): r for r in d["rows"]}
+    for th in sorted({r["threshold"] for r in d["rows"]}):
+        cells = []
+        for n in (8, 32):
+            r = by.get((n, th))
+            cells += ["–", "–"] if r is None else [f"{_pct(r['routing_accuracy'])} of {r['questions']}",
+                                                   f"{_pct(r['off_routed'])} of {r['off_questions']}"]
+        out.append(f"| {th:.1f} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def _pts(x: float) -> str:
+    return f"{100 * x:+.1f}"
+
+
+def knowledge_table(root: Path = RESULTS, name: str = "single") -> str:
+    """The single-passage (or ``cpt-n*``) knowledge table from ``results/knowledge/NAME.json``."""
+    d = _load(root / "knowledge" / f"{name}.json")
+    if d is None or "methods" not in d:
+        return "_No knowledge results yet: run `bash recipes/knowledge.sh`._"
+    order = ["base", "passage-in-prompt", "passage", "implications", "rewrite", "self-qa"]
+    names = order + sorted(m for m in d["methods"] if m not in order)
+    out = ["| method | accuracy [95 % CI] | − passage, points [95 % CI] | s / self-edit (train + answer) | "
+           "s writing | tokens trained / edit |", "|---|---:|---:|---:|---:|---:|"]
+    for m in names:
+        v = d["methods"].get(m)
+        if v is None:
+            continue
+        vs = v.get("vs", {}).get("passage")
+        diff = f"{_pts(vs['diff'])} [{_pts(vs['ci95'][0])}, {_pts(vs['ci95'][1])}]" if vs else "–"
+        if "implications" in v.get("vs", {}):
+            w = v["vs"]["implications"]
+            diff += f"; − implications {_pts(w['diff'])} [{_pts(w['ci95'][0])}, {_pts(w['ci95'][1])}]"
+        cost = f"{v['s_per_edit']:.1f}" if v["edits"] else "–"
+        write = f"{v['s_write_per_edit']:.1f}" if v.get("s_write_per_edit", 0) >= 0.05 else "–"
+        tokens = f"{v['train_tokens_per_edit']:.0f}" if v["edits"] else "–"
+        label = {"base": "base (closed book)", "passage-in-prompt": "passage in prompt (open book)"}.get(m, m)
+        fails = f" ({v['failed_edits']} unusable)" if v.get("failed_edits") else ""
+        out.append(f"| {label}{fails} | {_pct(v['accuracy'])} {_ci(v['ci95'], pct=True)} | {diff} | {cost} | "
+                   f"{write} | {tokens} |")
+    any_m = next(iter(d["methods"].values()))
+    out.append("")
+    out.append(f"{any_m['n_questions']} questions per method: {len(d['passages'])} passages × {len(d['seeds'])} "
+               f"seed(s) ({', '.join(map(str, d['seeds']))}); intervals resample passages (with all their seeds); "
+               f"{_num(d.get('wall_s'), '.0f')} s in all.")
+    return "\n".join(out)
+
+
+TABLES: dict[str, Callable[[Path], str]] = {"forgetting": forgetting_table, "codebase": codebase_table,
+                                            "routing": routing_table, "knowledge": knowledge_table}
+_BLOCK = re.compile(r"(<!-- results:(?P<name>[a-z_-]+) -->\n)(?P<body>.*?)(\n<!-- /results:(?P=name) -->)", re.S)
+
+
+def render_readme(text: str, root: Path = RESULTS) -> str:
+    """``text`` with every results block regenerated (unknown names are an error)."""
+    def sub(m: re.Match) -> str:
+        name = m.group("name")
+        if name not in TABLES:
+            raise KeyError(f"README block results:{name} has no generator (known: {', '.join(TABLES)})")
+        return m.group(1) + TABLES[name](root) + m.group(4)
+
+    return _BLOCK.sub(sub, text)
+
+
+def stale_blocks(text: str, root: Path = RESULTS) -> list[str]:
+    fresh = {m.group("name"): m.group("body") for m in _BLOCK.finditer(render_readme(text, root))}
+    return [m.group("name") for m in _BLOCK.finditer(text) if fresh[m.group("name")] != m.group("body")]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m seal.results", description=__doc__.split("\n\n")[0])
+    ap.add_argument("what", choices=["readme", "forgetting", *TABLES])
+    ap.add_argument("--check", action="store_true", help="readme: only say whether the tables are up to date")
+    args = ap.parse_args(argv)
+    if args.what == "readme":
+        text = README.read_text(encoding="utf-8")
+        if args.check:
+            stale = stale_blocks(text)
+            print("README tables up to date" if not stale else f"stale README tables: {', '.join(stale)}")
+            return 1 if stale else 0
+        atomic_write_text(README, render_readme(text))
+        return 0
+    if args.what == "forgetting":
+        write_forgetting_summary()
+    print(TABLES[args.what](RESULTS))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""The README's result tables are exactly what ``seal.results`` generates from ``results/`` (no hand-edited
+figures), and the generators read the result files they claim to."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from seal import results
+
+
+def test_readme_tables_equal_the_generated_ones():
+    text = results.README.read_text(encoding="utf-8")
+    names = [m.group("name") for m in results._BLOCK.finditer(text)]
+    assert {"forgetting", "codebase", "routing"} <= set(names)
+    assert results.stale_blocks(text) == [], "run `python -m seal.results readme` after changing results/"
+
+
+def test_unknown_block_is_an_error():
+    with pytest.raises(KeyError, match="no generator"):
+        results.render_readme("<!-- results:nope -->\n_\n<!-- /results:nope -->")
+
+
+def _forgetting_file(root, n, strategy, latency, **extra):
+    d = {"passages": [{"n_questions": 5}] * n, "wall_s": 10.0, "manifest": {"command": "seal eval forgetting"},
+         "summary": {"diagonal_mean": 0.2, "final_mean": 0.1, "forgetting": 0.1, "base_mean": 0.0,
+                     "diagonal_ci95": [0.1, 0.3], "final_ci95": [0.0, 0.2], "forgetting_ci95": [0.0, 0.2],
+                     "latency_s": latency, "answer_s_per_question": 0.5, **extra}}
+    (root / "forgetting").mkdir(parents=True, exist_ok=True)
+    (root / "forgetting" / f"n{n}-{strategy}.json").write_text(json.dumps(d))
+
+
+def test_forgetting_table_orders_strategies_and_relates_latency(tmp_path):
+    root = tmp_path / "results"
+    _forgetting_file(root, 8, "routed", 1.5, routing_accuracy=0.975, routing_questions=40)
+    _forgetting_file(root, 8, "accumulate", 1.0)
+    _forgetting_file(root, 8, "merge", 1.2)
+    table = results.forgetting_table(root)
+    lines = [ln for ln in table.splitlines() if ln.startswith("| 8 ")]
+    assert [ln.split("|")[2].strip() for ln in lines] == ["merge", "accumulate", "routed"]
+    assert "1.50 (1.50×)" in lines[2] and "97.5 % of 40" in lines[2] and "[0.000, 0.200]" in lines[2]
+    assert "40 questions at N = 8" in table
+    results.write_forgetting_summary(root)
+    assert len(json.loads((root / "forgetting" / "summary.json").read_text())["rows"]) == 3
+    assert "no forgetting results" in results.forgetting_table(tmp_path / "empty").lower()
