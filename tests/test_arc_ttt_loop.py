@@ -309,7 +309,9 @@ def test_cli_train_arc_writes_a_resumable_run_and_eval_uses_the_policy(tiny_mode
                             "--oracle-configs", "1", *common])
     assert r.exit_code == 0, r.output
     figures = json.loads(out.read_text())
+    assert figures.pop("manifest")["command"].startswith("seal eval arc")
     assert set(figures) == {"icl", "ttt_self_edit", "seal", "oracle"}
+    assert all(0 <= v["ci95"][0] <= v["success_rate"] <= v["ci95"][1] <= 1 for v in figures.values())
     assert all({"success_rate", "n_tasks", "s_per_edit"} <= set(v) for v in figures.values())
     assert "| method |" in r.output and "not ARC" in r.output
 

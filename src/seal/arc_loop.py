@@ -156,11 +156,16 @@ class RowStats:
     seconds: float = 0.0
     tasks: set[str] = field(default_factory=set)
     invalid: int = 0
+    outcomes: list[tuple[str, float]] = field(default_factory=list)
+    """(task id, 1.0 solved / 0.0 not) per evaluation, for the interval (tasks resampled)."""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"success_rate": self.solved / self.n if self.n else 0.0, "n_tasks": len(self.tasks),
-                "s_per_edit": self.seconds / self.n if self.n else 0.0, "n_edits": self.n,
-                "invalid_edits": self.invalid}
+        from seal.stats import bootstrap_ci
+
+        ci = bootstrap_ci([v for _, v in self.outcomes], clusters=[t for t, _ in self.outcomes])
+        return {"success_rate": self.solved / self.n if self.n else 0.0, "ci95": list(ci),
+                "n_tasks": len(self.tasks), "s_per_edit": self.seconds / self.n if self.n else 0.0,
+                "n_edits": self.n, "invalid_edits": self.invalid}
 
 
 @dataclass
@@ -238,6 +243,7 @@ def _oracle(cache: OutcomeCache, task: ArcTask, cfg: ArcConfig, stats: RowStats)
         if solved_by is not None:
             break
     stats.solved += solved_by is not None
+    stats.outcomes.append((task.task_id, float(solved_by is not None)))
     stats.n += 1
     stats.seconds += seconds / max(len(tried), 1)  # the row's s/edit: per configuration evaluated
     stats.tasks.add(task.task_id)
@@ -245,12 +251,14 @@ def _oracle(cache: OutcomeCache, task: ArcTask, cfg: ArcConfig, stats: RowStats)
 
 
 def markdown_table(result: ArcEvalResult) -> str:
-    lines = ["| method | success rate | tasks | self-edits | invalid | s / self-edit |", "|---|---:|---:|---:|---:|---:|"]
+    lines = ["| method | success rate [95 % CI over tasks] | tasks | self-edits | invalid | s / self-edit |",
+             "|---|---:|---:|---:|---:|---:|"]
     for r, d in result.as_dict().items():
         edits = "-" if r in ("icl", "oracle") else str(d["n_edits"])
         invalid = "-" if r in ("icl", "oracle") else str(d["invalid_edits"])
-        lines.append(f"| {ROWS[r]} | {100 * d['success_rate']:.1f} % | {d['n_tasks']} | {edits} | {invalid} | "
-                     f"{d['s_per_edit']:.1f} |")
+        lo, hi = d["ci95"]
+        lines.append(f"| {ROWS[r]} | {100 * d['success_rate']:.1f} % [{100 * lo:.0f}, {100 * hi:.0f}] | "
+                     f"{d['n_tasks']} | {edits} | {invalid} | {d['s_per_edit']:.1f} |")
     return "\n".join(lines)
 
 

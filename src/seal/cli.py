@@ -26,15 +26,19 @@ from seal.cli_common import (
     DEFAULT_STORE,
     SAMPLES,
     ConfigOpt,
+    ExecutorOpt,
     ModelOpt,
+    RayAddressOpt,
     SetOpt,
     StoreOpt,
+    WorkersOpt,
     command_line,
     err,
     fail,
     load_seal,
     log_progress,
     make_config,
+    open_executor,
     out,
     progress_bar,
     run_app,
@@ -357,10 +361,11 @@ def train_knowledge(
     offset: Annotated[int, typer.Option(help="Use passages from this index on (keep eval passages apart).")] = 0,
     limit: Annotated[int | None, typer.Option(help="Use at most this many passages.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
+    executor: ExecutorOpt = "local", ray_address: RayAddressOpt = None, workers: WorkersOpt = 0,
     config: ConfigOpt = None, set_: SetOpt = None, model: ModelOpt = None,
 ) -> None:
     """ReST-EM: sample self-edits, reward them by the inner loop, SFT the policy on the winners; repeat."""
-    from seal.domains.knowledge import load_passages
+    from seal.domains.knowledge import KnowledgeDomain, load_passages
     from seal.report import write_run_report
     from seal.rest_em import train_knowledge as run
 
@@ -371,9 +376,14 @@ def train_knowledge(
     cfg = make_config(config, sets, model)
     passages = load_passages(data)[offset:None if limit is None else offset + limit]
     s = load_seal(cfg, slots=1 + cfg.rest_em.samples * cfg.rest_em.repeats)
-    with err.status("ReST-EM ...") as status:
-        summary = run(s, passages, out_dir, resume=resume, data_source=f"{Path(data).resolve()}[{offset}:{limit}]",
-                      progress=lambda msg: log_progress(status, msg))
+    dom = KnowledgeDomain.from_config(cfg)
+    ex = open_executor(executor, s, dom, ray_address, workers)
+    try:
+        with err.status("ReST-EM ...") as status:
+            summary = run(s, passages, out_dir, resume=resume, data_source=f"{Path(data).resolve()}[{offset}:{limit}]",
+                          progress=lambda msg: log_progress(status, msg), executor=ex, domain=dom)
+    finally:
+        ex.close()
     report = write_run_report(out_dir)
     for r in summary["rounds"]:
         out.print(f"round {r['round']}: mean reward {r['mean_reward']:+.3f} (std {r['std_reward']:.3f}), "

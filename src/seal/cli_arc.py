@@ -98,6 +98,7 @@ def select_tasks(data: Path | None, split: str, easy: int | None, easy_seed: int
 
 
 def eval_arc(
+    ctx: typer.Context,
     data: DataOpt = None, split: SplitOpt = "evaluation", easy: EasyOpt = None, limit: LimitOpt = None,
     offset: OffsetOpt = 0,
     rows: Annotated[str | None, typer.Option(help="Comma-separated rows: icl,ttt_self_edit,seal,oracle "
@@ -105,7 +106,8 @@ def eval_arc(
     samples: Annotated[int, typer.Option(help="Self-edits sampled per task for the self-edit rows.")] = 1,
     policy: Annotated[Path | None, typer.Option(help="ReST-EM run dir (or round dir): adds the 'seal' row.")]
     = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the figures as JSON here.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the figures (rows, and a manifest) as "
+                                                               "JSON here.")] = None,
     log: Annotated[Path | None, typer.Option(help="Per-task JSONL log (answers, self-edits, rewards).")] = None,
     oracle_configs: Annotated[int | None, typer.Option(help="Cap on the oracle's configuration grid.")] = None,
     easy_seed: Annotated[int, typer.Option(help="Seed of the easy tasks (train arc uses 1).")] = 0,
@@ -113,9 +115,14 @@ def eval_arc(
     config: ConfigOpt = None, set_: SetOpt = None, model: ModelOpt = None,
 ) -> None:
     """The paper's ARC table: ICL, TTT + self-edit (no RL), SEAL (with --policy), oracle TTT."""
-    from seal.arc_loop import POLICY_SLOT, ROWS, ArcRunError, evaluate_arc, load_policy, markdown_table
-    from seal.io import atomic_write_json
+    import time
 
+    from seal.arc_loop import POLICY_SLOT, ROWS, ArcRunError, evaluate_arc, load_policy, markdown_table
+    from seal.cli_common import command_line
+    from seal.io import atomic_write_json
+    from seal.manifest import manifest
+
+    t0 = time.perf_counter()
     extra = {"oracle_max_configs": oracle_configs} if oracle_configs is not None else {}
     cfg, arc = make_configs(config, set_, model, self_edit, extra)
     row_list = [r.strip() for r in rows.split(",") if r.strip()] if rows else \
@@ -146,7 +153,11 @@ def eval_arc(
     out.print(f"\n{len(tasks)} tasks from {source}; self-edits: {arc.self_edit_mode}; {result.wall_s:.0f} s",
               highlight=False)
     if json_out is not None:
-        atomic_write_json(json_out, result.as_dict())
+        d = result.as_dict()
+        d["manifest"] = manifest(command=command_line(ctx), config={"seal": cfg.to_dict(), "arc": arc.to_dict()},
+                                 seeds=[seed], data=[source], wall_s=time.perf_counter() - t0,
+                                 task_ids=[t.task_id for t in tasks], policy=str(policy) if policy else None)
+        atomic_write_json(json_out, json.loads(json.dumps(d, default=str)))
 
 
 def train_arc(

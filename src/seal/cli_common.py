@@ -100,3 +100,24 @@ def load_seal(cfg, slots: int = 1, grader=None):
 
     with err.status(f"loading {cfg.model.name} ..."):
         return Seal.load(cfg, slots=slots, grader=grader)
+
+
+ExecutorOpt = Annotated[str, typer.Option(help="Where the E-step's passes run: local (this process) | ray "
+                                               "(Ray actors; pip install 'seal[ray]').")]
+RayAddressOpt = Annotated[str | None, typer.Option(help="--executor ray: a cluster to join (auto, ray://HOST:10001); "
+                                                        "default: a local Ray instance on this machine's cores.")]
+WorkersOpt = Annotated[int, typer.Option(help="--executor ray: actors (0 = one per GPU, else one per 2 CPU cores).")]
+
+
+def open_executor(name: str, seal, domain, address: str | None, workers: int):
+    """The executor for ``--executor`` (a one-line error for an unknown name or a missing Ray)."""
+    from seal.executor import make_executor
+
+    if name not in ("local", "ray"):
+        fail(f"--executor must be local or ray, not {name!r}")
+    if name == "local" and (address or workers):
+        fail("--ray-address and --workers need --executor ray")
+    try:
+        return make_executor(name, seal, domain, address=address, workers=workers)
+    except RuntimeError as exc:
+        fail(str(exc))

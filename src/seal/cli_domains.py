@@ -21,14 +21,18 @@ import typer
 
 from seal.cli_common import (
     ConfigOpt,
+    ExecutorOpt,
     ModelOpt,
+    RayAddressOpt,
     SetOpt,
+    WorkersOpt,
     command_line,
     err,
     fail,
     load_seal,
     log_progress,
     make_config,
+    open_executor,
     out,
 )
 
@@ -71,6 +75,7 @@ def train_callback(
     offset: Annotated[int, typer.Option(help="Use contexts from this index on.")] = 0,
     limit: Annotated[int | None, typer.Option(help="Use at most this many contexts.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
+    executor: ExecutorOpt = "local", ray_address: RayAddressOpt = None, workers: WorkersOpt = 0,
     template: TemplateOpt = None, config: ConfigOpt = None, set_: SetOpt = None, model: ModelOpt = None,
 ) -> None:
     """Train the self-edit policy with ReST-EM: `seal train --domain NAME --data PATH --out RUN`, or a
@@ -93,10 +98,14 @@ def train_callback(
     dom = _domain(domain, cfg, template)
     ctxs = _contexts(dom, data, offset, limit)
     s = load_seal(cfg, slots=1 + cfg.rest_em.samples * cfg.rest_em.repeats)
-    with err.status(f"ReST-EM on {dom.name} ...") as status:
-        summary = train(s, dom, ctxs, out_dir, fmt=fmt, resume=resume,
-                        data_source=f"{Path(data).resolve()}[{offset}:{limit}]",
-                        progress=lambda msg: log_progress(status, msg))
+    ex = open_executor(executor, s, dom, ray_address, workers)
+    try:
+        with err.status(f"ReST-EM on {dom.name} ...") as status:
+            summary = train(s, dom, ctxs, out_dir, fmt=fmt, resume=resume,
+                            data_source=f"{Path(data).resolve()}[{offset}:{limit}]",
+                            progress=lambda msg: log_progress(status, msg), executor=ex)
+    finally:
+        ex.close()
     report = write_run_report(out_dir)
     for r in summary["rounds"]:
         out.print(f"round {r['round']}: mean reward {r['mean_reward']:+.3f} (std {r['std_reward']:.3f}), "

@@ -34,14 +34,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from seal.domains.base import Domain, DomainError, EditItem, call_domain, checked_score
+from seal.domains.base import Domain, call_domain
 from seal.domains.knowledge import KnowledgeDomain, Passage
 from seal.engine import Seal
+from seal.executor import POLICY_SLOT, LocalExecutor, PassJob
 from seal.inner_loop import train_adapters
 from seal.io import append_jsonl, atomic_write_json, read_jsonl
 from seal.jobs import TrainJob
-
-POLICY_SLOT = 0
 
 
 class RunError(RuntimeError):
@@ -129,10 +128,12 @@ def load_policy(seal: Seal, path: str | Path, slot: int = POLICY_SLOT) -> Path:
 
 
 def train(seal: Seal, domain: Domain, contexts: Sequence[Any], run_dir: str | Path, *, fmt: str | None = None,
-          resume: bool = False, data_source: str = "", progress: Callable[[str], None] | None = None
-          ) -> dict[str, Any]:
+          resume: bool = False, data_source: str = "", progress: Callable[[str], None] | None = None,
+          executor=None) -> dict[str, Any]:
     """ReST-EM over any :class:`~seal.domains.base.Domain` (see the module docstring); returns the per-round
-    summaries. Every domain-specific step goes through the domain's hooks, so this loop has no special cases."""
+    summaries. Every domain-specific step goes through the domain's hooks, so this loop has no special cases.
+    ``executor`` runs the E-step's passes (:mod:`seal.executor`; default: in this process, on ``seal``)."""
+    executor = executor or LocalExecutor(seal, domain)
     cfg = seal.cfg.rest_em
     run_dir = Path(run_dir)
     fmt = fmt or domain.default_format or domain.formats[0]
@@ -159,26 +160,37 @@ def train(seal: Seal, domain: Domain, contexts: Sequence[Any], run_dir: str | Pa
         all_rewards: list[float] = []
         failures = 0
         ctxs = list(enumerate(rounds[rnd - 1]))
-        for start in range(0, len(ctxs), cfg.contexts_per_pass):
-            chunk = ctxs[start:start + cfg.contexts_per_pass]
+        jobs = []
+        for pi, first in enumerate(range(0, len(ctxs), cfg.contexts_per_pass)):
+            chunk = ctxs[first:first + cfg.contexts_per_pass]
+            ids = {ci for ci, _ in chunk}
+            todo = [(rnd, ci, s, rep) for ci, _ in chunk for s in range(cfg.samples) for rep in range(cfg.repeats)
+                    if (rnd, ci, s, rep) not in done]
+            jobs.append(PassJob(pi, rnd, chunk, fmt, cfg.samples, cfg.repeats,
+                                {ci: domain.context_seed(cfg.seed, rnd, ci) for ci in ids}, cfg.seed,
+                                {k: t for k, t in texts_log.items() if k[0] in ids}, todo, has_policy))
+        executor.set_policy(seal.bank.state_dict(POLICY_SLOT) if has_policy else None)
+
+        def log_texts(new: list[dict], rdir: Path = rdir, texts_log: dict = texts_log) -> None:
+            _write(append_jsonl, rdir / "self_edits.jsonl", new)
+            texts_log.update({(r["context"], r["sample"]): r["text"] for r in new})
+
+        for n_done, res in enumerate(executor.run(jobs, on_texts=log_texts), 1):
+            if not res.texts_logged and res.new_texts:
+                log_texts(res.new_texts)
+            if res.records:  # one write per pass: a resume never re-trains part of a pass in a smaller batch
+                _write(append_jsonl, run_dir / "samples.jsonl", res.records)
+                done.update({(r["round"], r["context"], r["sample"], r["repeat"]): r for r in res.records})
             if progress:
-                progress(f"round {rnd}/{cfg.rounds}: contexts {start + 1}-{start + len(chunk)}/{cfg.contexts}")
-            for ci, ctx in chunk:  # each context's self-edits from its own seed, whatever the pass size
-                if not all((ci, s) in texts_log for s in range(cfg.samples)):
-                    texts = call_domain(domain, "write_self_edits", seal, [ctx], fmt, cfg.samples,
-                                        seed=domain.context_seed(cfg.seed, rnd, ci),
-                                        policy_slot=POLICY_SLOT if has_policy else None, training=True)[0]
-                    new = [{"context": ci, "sample": s, "text": t} for s, t in enumerate(texts)
-                           if (ci, s) not in texts_log]  # (the same texts: the context's seed is fixed)
-                    _write(append_jsonl, rdir / "self_edits.jsonl", new)
-                    texts_log.update({(ci, r["sample"]): r["text"] for r in new})
-            bases = call_domain(domain, "baselines", seal, [ctx for _, ctx in chunk])
-            items = [(ci, ctx, [texts_log[(ci, s)] for s in range(cfg.samples)], checked_score(domain, b, "baselines"))
-                     for (ci, ctx), b in zip(chunk, bases, strict=True)]
-            for (ci, ctx), rewards in zip(chunk, _e_step(seal, domain, rnd, items, fmt, done, run_dir), strict=True):
-                failures += sum(r is None for r in rewards)
-                all_rewards += [r for r in rewards if r is not None]
-                kept += [(ctx, texts_log[(ci, i)]) for i in select(rewards, rule)]
+                chunk = jobs[res.index].contexts
+                progress(f"round {rnd}/{cfg.rounds}: pass {n_done}/{len(jobs)} done (contexts {chunk[0][0] + 1}-"
+                         f"{chunk[-1][0] + 1}/{cfg.contexts}, {len(res.records)} inner loops, {res.worker}, "
+                         f"{res.seconds:.0f} s)")
+        for ci, ctx in ctxs:
+            rewards = _rewards(done, rnd, ci, cfg.samples, cfg.repeats)
+            failures += sum(r is None for r in rewards)
+            all_rewards += [r for r in rewards if r is not None]
+            kept += [(ctx, texts_log[(ci, i)]) for i in select(rewards, rule)]
         # M-step
         policy_loss = None
         examples = list({(domain.context_id(c), e.prompt, e.completion): e for c, e in
@@ -215,58 +227,22 @@ def train(seal: Seal, domain: Domain, contexts: Sequence[Any], run_dir: str | Pa
 
 
 def train_knowledge(seal: Seal, passages: list[Passage], run_dir: str | Path, *, resume: bool = False,
-                    data_source: str = "", progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+                    data_source: str = "", progress: Callable[[str], None] | None = None,
+                    executor=None, domain: KnowledgeDomain | None = None) -> dict[str, Any]:
     """ReST-EM on the knowledge domain (``seal train knowledge``): the config's format, ``implications``
     when it is ``passage`` (no self-edit to learn)."""
     fmt = seal.cfg.self_edit.format if seal.cfg.self_edit.format != "passage" else "implications"
-    return train(seal, KnowledgeDomain.from_config(seal.cfg), passages, run_dir, fmt=fmt, resume=resume,
-                 data_source=data_source, progress=progress)
+    return train(seal, domain or KnowledgeDomain.from_config(seal.cfg), passages, run_dir, fmt=fmt, resume=resume,
+                 data_source=data_source, progress=progress, executor=executor)
 
 
-def _e_step(seal: Seal, domain: Domain, rnd: int, items: list[tuple[int, Any, list[str], float]],
-            fmt: str, done: dict, run_dir: Path) -> list[list[float | None]]:
-    """Inner loop + reward for every (sample, repeat) not already logged of the ``items`` (context index,
-    context, its self-edit texts, its baseline score), applied together through ``domain.apply_self_edits``
-    (one batched pass); per context, the mean reward of each sample. Records are appended in one write."""
-    cfg = seal.cfg.rest_em
-    todo, keys, base_of = [], [], {}
-    for ci, ctx, texts, baseline in items:
-        for s, text in enumerate(texts):
-            for rep in range(cfg.repeats):
-                key = (rnd, ci, s, rep)
-                if key not in done:
-                    todo.append(EditItem(ctx, text, fmt, seed=cfg.seed * 7919 + rep))
-                    keys.append(key)
-                    base_of[key] = (ctx, baseline)
-    if todo:
-        outcomes = call_domain(domain, "apply_self_edits", seal, todo, first_slot=1)  # slot 0 is the policy
-        if len(outcomes) != len(todo):
-            raise DomainError(f"domain {domain.name!r}: apply_self_edits returned {len(outcomes)} outcomes for "
-                              f"{len(todo)} self-edits")
-        recs = []
-        for key, o in zip(keys, outcomes, strict=True):
-            ctx, baseline = base_of[key]
-            score = None if o.score is None else checked_score(domain, o.score, "apply_self_edits")
-            recs.append(_record(key, domain.context_id(ctx), score, None if score is None else score - baseline,
-                                baseline, o.failed, **o.info))
-        # one write for the whole pass: a resume never re-trains part of a pass in a smaller batch (which would
-        # round float32 sums differently from the uninterrupted run)
-        _write(append_jsonl, run_dir / "samples.jsonl", recs)
-        done.update({(r["round"], r["context"], r["sample"], r["repeat"]): r for r in recs})
-    out = []
-    for ci, _, texts, _ in items:
-        rewards: list[float | None] = []
-        for s in range(len(texts)):
-            rs = [done[(rnd, ci, s, rep)]["reward"] for rep in range(cfg.repeats)]
-            rewards.append(None if any(r is None for r in rs) else statistics.fmean(rs))
-        out.append(rewards)
+def _rewards(done: dict, rnd: int, ci: int, samples: int, repeats: int) -> list[float | None]:
+    """Per sample of context ``ci``, the mean reward over its repeats (None if any failed)."""
+    out: list[float | None] = []
+    for s in range(samples):
+        rs = [done[(rnd, ci, s, rep)]["reward"] for rep in range(repeats)]
+        out.append(None if any(r is None for r in rs) else statistics.fmean(rs))
     return out
-
-
-def _record(key, context_id: str, accuracy, reward, baseline, failed, **extra) -> dict[str, Any]:
-    rnd, ci, s, rep = key
-    return {"round": rnd, "context": ci, "sample": s, "repeat": rep, "passage": context_id, "accuracy": accuracy,
-            "reward": reward, "baseline": baseline, "failed": failed, **extra}
 
 
 def prepare_run_dir(run_dir: Path, config: dict[str, Any], resume: bool) -> None:
