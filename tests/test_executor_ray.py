@@ -193,3 +193,27 @@ def test_the_driver_killed_mid_round_resumes(ray_local, local_run, chatty_model_
     r = subprocess.run([*cmd, "--resume"], env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     _assert_same(_outputs(run_dir), local_run)
+
+
+def test_eval_knowledge_on_ray_equals_local(ray_local, chatty_model_dir, tmp_path):
+    from seal.evaluate import evaluate_knowledge
+    from seal.executor_ray import RayExecutor
+
+    cfg = _cfg(chatty_model_dir)
+    cfg.eval.passages_per_pass = 1
+    passages = load_passages(SAMPLES)[:3]
+    methods = ["base", "passage-in-prompt", "passage", "implications"]
+
+    def figures(executor=None, log=None):
+        seal = Seal.load(cfg, slots=2, grader=HashGrader())
+        d = evaluate_knowledge(seal, passages, methods, seeds=[0, 1], executor=executor, log_path=log).as_dict()
+        return {m: {k: v for k, v in st.items() if not k.startswith("s_")} for m, st in d["methods"].items()}
+
+    local = figures(log=tmp_path / "local.jsonl")
+    ex = RayExecutor(cfg, KnowledgeDomain.from_config(cfg), workers=2, grader=HashGrader())
+    try:
+        remote = figures(ex, log=tmp_path / "ray.jsonl")
+    finally:
+        ex.close()
+    assert remote == local and local["passage"]["edits"] == 6
+    assert (tmp_path / "ray.jsonl").read_text() == (tmp_path / "local.jsonl").read_text()  # same answers, losses

@@ -275,6 +275,7 @@ def eval_knowledge(
     judge_model: Annotated[str, typer.Option(help="Judge model name (env SEAL_JUDGE_MODEL).")] = "",
     judge_key: Annotated[str, typer.Option(
         help="API key for the judge only (better: env SEAL_JUDGE_KEY); never saved.")] = "",
+    executor: ExecutorOpt = "local", ray_address: RayAddressOpt = None, workers: WorkersOpt = 0,
     seed: int = 0, config: ConfigOpt = None, set_: SetOpt = None, model: ModelOpt = None,
 ) -> None:
     """The paper's knowledge protocol: self-edit, LoRA, questions without the passage; accuracy per method."""
@@ -326,11 +327,22 @@ def eval_knowledge(
             policies[name] = slot
             method_list.append(name)
     run = evaluate_knowledge if mode == "single" else evaluate_knowledge_cpt
-    extra = {"log_path": log, "seeds": list(range(seed, seed + seeds))} if mode == "single" else {}
-    with progress_bar() as bar:
-        task = bar.add_task("passages" if mode == "single" else "self-edits + training", total=len(passages))
-        result = run(s, passages, method_list, seed=seed, policies=policies, writers=writers,
-                     progress=lambda d, t: bar.update(task, completed=d, total=t), **extra)
+    if executor != "local" and mode != "single":
+        fail("--executor ray applies to --mode single (cpt trains one adapter per method)")
+    ex = None
+    if executor != "local" or ray_address or workers:
+        from seal.domains.knowledge import KnowledgeDomain
+
+        ex = open_executor(executor, s, KnowledgeDomain.from_config(cfg), ray_address, workers)
+    extra = {"log_path": log, "seeds": list(range(seed, seed + seeds)), "executor": ex} if mode == "single" else {}
+    try:
+        with progress_bar() as bar:
+            task = bar.add_task("passages" if mode == "single" else "self-edits + training", total=len(passages))
+            result = run(s, passages, method_list, seed=seed, policies=policies, writers=writers,
+                         progress=lambda d, t: bar.update(task, completed=d, total=t), **extra)
+    finally:
+        if ex is not None:
+            ex.close()
     out.print(markdown_table(result), highlight=False)
     out.print(f"\n{result.passages} passages ({mode}) x {len(result.seeds)} seed(s), {result.wall_s:.0f} s; "
               "intervals: 95 % bootstrap over passages", highlight=False)

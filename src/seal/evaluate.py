@@ -169,39 +169,97 @@ def _counts(seal: Seal, n: int) -> list[int]:
     return list(counts) if counts and len(counts) == n else [1] * n
 
 
+@dataclass
+class EvalPass:
+    """One pass of the single-passage protocol, for an executor: a seed and a chunk of passages."""
+
+    index: int
+    seed: int
+    first: int
+    """The chunk's first passage index (self-edit seeds depend on it)."""
+    passages: list[Passage]
+    methods: list[str]
+    policies: dict[str, int]
+    writers: dict[str, Writer]
+
+
+def eval_pass(seal: Seal, domain, job: EvalPass) -> tuple[int, KnowledgeResult, list[dict[str, Any]]]:
+    """Run one :class:`EvalPass` on ``seal`` (a Ray actor's engine): (its index, its partial result, records)."""
+    dom, fmt_of, trained, slots, result = _setup(seal, job.methods, job.policies, job.writers)
+    per_pass = max(1, min(seal.cfg.eval.passages_per_pass, len(job.passages)))
+    if trained:
+        seal.bank.ensure_slots(max(slots.values()) + 1 + (per_pass - 1) * len(trained))
+    chunk = list(enumerate(job.passages, job.first))
+    records = _run_pass(seal, dom, chunk, job.seed, job.methods, trained, slots, job.policies, job.writers, fmt_of,
+                        result)
+    return job.index, result, records
+
+
+def _load_adapters(seal: Seal, domain, tensors: dict[int, Any]) -> bool:
+    """Put the driver's policy adapters into the same slots of a worker's bank."""
+    if tensors:
+        seal.bank.ensure_slots(max(tensors) + 1)
+    for slot, t in tensors.items():
+        seal.bank.load_state_dict(slot, t)
+    return True
+
+
+def _merge(into: KnowledgeResult, part: KnowledgeResult) -> None:
+    for m, st in part.methods.items():
+        tgt = into.methods[m]
+        tgt.cells += st.cells
+        for f in ("train_s", "eval_s", "write_s", "edits", "failed_edits", "train_tokens", "answer_tokens",
+                  "write_tokens"):
+            setattr(tgt, f, getattr(tgt, f) + getattr(st, f))
+
+
 def evaluate_knowledge(seal: Seal, passages: list[Passage], methods: list[str], *, seed: int = 0,
                        seeds: Sequence[int] | None = None, policies: dict[str, int] | None = None,
                        writers: dict[str, Writer] | None = None, log_path: str | Path | None = None,
-                       progress: Callable[[int, int], None] | None = None) -> KnowledgeResult:
+                       progress: Callable[[int, int], None] | None = None, executor=None) -> KnowledgeResult:
     """Run the single-passage protocol for each of ``seeds`` (default ``[seed]``); per-(passage, seed) details
     go to ``log_path`` (JSONL) when given.
 
     ``policies`` maps extra method names to policy adapter slots (their self-edits are implications written
     with that adapter); ``writers`` maps extra method names to external writers (e.g. a teacher model).
+    ``executor`` (a :class:`seal.executor_ray.RayExecutor`) runs the passes on its actors; the figures are
+    merged in pass order, so they equal an in-process run's on the same device, dtype and threads.
     """
     policies, writers = policies or {}, writers or {}
     seeds = list(seeds) if seeds else [seed]
     dom, fmt_of, trained, slots, result = _setup(seal, methods, policies, writers)
     result.passage_ids, result.seeds = [p.id for p in passages], seeds
     per_pass = max(1, min(seal.cfg.eval.passages_per_pass, len(passages)))
-    if trained:
-        seal.bank.ensure_slots(max(slots.values()) + 1 + (per_pass - 1) * len(trained))
     start = time.perf_counter()
-    indexed = list(enumerate(passages))
-    total, done = len(passages) * len(seeds), 0
+    jobs: list[EvalPass] = []
     for s in seeds:
-        for first in range(0, len(indexed), per_pass):
-            chunk = indexed[first:first + per_pass]
-            _run_pass(seal, dom, chunk, s, methods, trained, slots, policies, writers, fmt_of, result, log_path)
-            done += len(chunk)
-            if progress is not None:
-                progress(done, total)
+        for first in range(0, len(passages), per_pass):
+            jobs.append(EvalPass(len(jobs), s, first, passages[first:first + per_pass], methods, policies, writers))
+    total, done = len(passages) * len(seeds), 0
+    if executor is not None and getattr(executor, "name", "local") != "local":
+        executor.broadcast("eval-policies", _load_adapters, {slot: seal.bank.state_dict(slot)
+                                                            for slot in policies.values()})
+        outputs = executor.run(jobs, fn=eval_pass, failed=None)
+    else:
+        outputs = (eval_pass(seal, dom, job) for job in jobs)
+    parts = {}
+    for index, part, records in outputs:
+        parts[index] = (part, records)
+        done += len(jobs[index].passages)
+        if progress is not None:
+            progress(done, total)
+    for index in sorted(parts):  # merged (and logged) in pass order, wherever and whenever they ran
+        part, records = parts[index]
+        _merge(result, part)
+        for record in records:
+            if log_path is not None:
+                append_jsonl(log_path, record)
     result.passages = len(passages)
     result.wall_s = time.perf_counter() - start
     return result
 
 
-def _run_pass(seal, dom, chunk, seed, methods, trained, slots, policies, writers, fmt_of, result, log_path) -> None:
+def _run_pass(seal, dom, chunk, seed, methods, trained, slots, policies, writers, fmt_of, result) -> list[dict]:
     """One pass: the chunk's passages' self-edits written, all their adapters trained and answered together."""
     bases = seal.baselines(dom, [p for _, p in chunk])
     books = open_book(seal, dom, [p for _, p in chunk]) if "passage-in-prompt" in methods else None
@@ -256,9 +314,7 @@ def _run_pass(seal, dom, chunk, seed, methods, trained, slots, policies, writers
         stats.write_tokens += w_tok
         records[j][m] = {"accuracy": sc.accuracy, "answers": sc.answers, "self_edit": text,
                          "train_steps": tr.steps, "final_loss": tr.final_loss, "failed": tr.failed}
-    for record in records:
-        if log_path is not None:
-            append_jsonl(log_path, record)
+    return records
 
 
 def _write_self_edits(seal: Seal, dom: KnowledgeDomain, passage: Passage, trained: list[str],

@@ -45,20 +45,24 @@ class _Worker:
         self.seal = Seal.load(SealConfig.from_dict(cfg), slots=slots, grader=grader)
         self.domain = domain
 
-    def set_policy(self, tensors) -> bool:
-        if tensors is None:
-            self.seal.bank.reset(POLICY_SLOT, seed=0)
-        else:
-            self.seal.bank.load_state_dict(POLICY_SLOT, tensors)
-        return True
-
-    def run(self, job: PassJob) -> PassResult:
-        result = run_pass(self.seal, self.domain, job)
-        result.worker = self.name
+    def apply(self, fn: Callable, *args) -> Any:
+        """``fn(engine, domain, *args)`` on this actor (a pass, or setting up its adapters)."""
+        result = fn(self.seal, self.domain, *args)
+        if hasattr(result, "worker"):
+            result.worker = self.name
         return result
 
     def pid(self) -> int:
         return os.getpid()
+
+
+def set_policy_slot(seal, domain, tensors) -> bool:
+    """Put the policy adapter (None: an untrained one) into the policy slot."""
+    if tensors is None:
+        seal.bank.reset(POLICY_SLOT, seed=0)
+    else:
+        seal.bank.load_state_dict(POLICY_SLOT, tensors)
+    return True
 
 
 class RayExecutor:
@@ -96,7 +100,8 @@ class RayExecutor:
         self._cfg = data
         self._remote = ray.remote(num_gpus=1 if self.gpu else 0, num_cpus=0 if self.gpu else self.threads,
                                   max_restarts=0)(_Worker)
-        self.policy = None
+        self.setup: dict[str, tuple] = {}
+        """Named calls every actor has had (the policy, an evaluation's adapters), replayed on replacements."""
         self.actors: dict[int, Any] = {}
         self._next = 0
         self.deaths = 0
@@ -109,12 +114,12 @@ class RayExecutor:
         wid = self._next
         self._next += 1
         self.actors[wid] = self._remote.remote(self._cfg, self.domain, self.slots, f"ray-worker-{wid}", self.grader)
-        if self.policy is not None:
-            self.actors[wid].set_policy.remote(self.policy)
+        for fn, args in self.setup.values():
+            self.actors[wid].apply.remote(fn, *args)
         return wid
 
     def _each(self, method: str, *args) -> dict[int, Any]:
-        """Call ``method`` on every actor; an actor found dead is replaced (the replacement gets the policy)."""
+        """Call ``method`` on every actor; an actor found dead is replaced (the replacement gets the setup)."""
         futures = {wid: getattr(a, method).remote(*args) for wid, a in list(self.actors.items())}
         out = {}
         for wid, fut in futures.items():
@@ -131,13 +136,24 @@ class RayExecutor:
         """Process id of every live actor (the fault tests kill one)."""
         return self._each("pid")
 
-    def set_policy(self, tensors) -> None:
-        self.policy = tensors
-        self._each("set_policy", tensors)
+    def broadcast(self, name: str, fn: Callable, *args) -> None:
+        """``fn(engine, domain, *args)`` on every actor now and on every later replacement (``name`` replaces
+        an earlier call of that name)."""
+        self.setup[name] = (fn, args)
+        self._each("apply", fn, *args)
 
-    def run(self, jobs: Iterable[PassJob], on_texts: Callable[[list[dict]], None] | None = None
-            ) -> Iterator[PassResult]:
+    def set_policy(self, tensors) -> None:
+        self.broadcast("policy", set_policy_slot, tensors)
+
+    def run(self, jobs: Iterable[Any], on_texts: Callable[[list[dict]], None] | None = None, *,
+            fn: Callable = run_pass, failed: Callable[[Any, str], Any] | None = None) -> Iterator[Any]:
+        """``fn(engine, domain, job)`` for every job on the actors, results yielded as they finish. A job that
+        fails ``MAX_ATTEMPTS`` times gives ``failed(job, reason)`` (default: the ReST-EM pass's failed records;
+        None raises)."""
         ray = self.ray
+        if failed is None and fn is run_pass:
+            def failed(job, reason):
+                return PassResult(job.index, [], failed_records(job, self.domain, reason), worker="none")
         queue = deque((job, 0, None) for job in jobs)  # (job, attempts so far, last error)
         running: dict[Any, tuple[PassJob, int, int]] = {}  # future -> (job, attempts, worker id)
         idle = deque(self.actors)
@@ -145,14 +161,15 @@ class RayExecutor:
             while queue and idle:
                 job, attempts, last = queue.popleft()
                 if attempts >= MAX_ATTEMPTS:
-                    yield PassResult(job.index, [], failed_records(job, self.domain, f"worker failed: {last}"),
-                                     worker="none")
+                    if failed is None:
+                        raise RuntimeError(f"a pass failed on {MAX_ATTEMPTS} workers: {last}")
+                    yield failed(job, f"worker failed: {last}")
                     continue
                 wid = idle.popleft()
                 if wid not in self.actors:
                     queue.appendleft((job, attempts, last))
                     continue
-                running[self.actors[wid].run.remote(job)] = (job, attempts, wid)
+                running[self.actors[wid].apply.remote(fn, job)] = (job, attempts, wid)
             if not running:
                 continue
             [ready], _ = ray.wait(list(running), num_returns=1)
