@@ -83,14 +83,19 @@ def make_seal(tokenizer):
     return make
 
 
-@pytest.fixture()
-def docs(tmp_path) -> dict[str, Path]:
+def write_docs(tmp_path: Path, texts: dict[str, str]) -> dict[str, Path]:
+    """Each text as ``tmp_path/docs/NAME``; name -> path."""
     out = {}
-    for name, text in DOCS.items():
+    for name, text in texts.items():
         out[name] = tmp_path / "docs" / name
         out[name].parent.mkdir(exist_ok=True)
         out[name].write_text(text, encoding="utf-8")
     return out
+
+
+@pytest.fixture()
+def docs(tmp_path) -> dict[str, Path]:
+    return write_docs(tmp_path, DOCS)
 
 
 def open_store(path: Path) -> Store:

@@ -22,7 +22,7 @@ from seal.engine import Seal
 from seal.learning import ask, ask_explained, forget, learn, store_state
 from seal.model import wrap_model
 from seal.store import Store
-from tests.test_continual import untied_model
+from tests.test_continual import base_weights, open_store, untied_model, write_docs
 
 register(cli.app, cli.eval_app)
 
@@ -54,20 +54,7 @@ def make_seal(tokenizer):
 
 @pytest.fixture()
 def docs(tmp_path) -> dict[str, Path]:
-    out = {}
-    for name, text in {"guild.txt": GUILD, "railway.txt": RAILWAY, "archives.txt": GUILD2}.items():
-        out[name] = tmp_path / "docs" / name
-        out[name].parent.mkdir(exist_ok=True)
-        out[name].write_text(text, encoding="utf-8")
-    return out
-
-
-def open_store(path: Path) -> Store:
-    return Store.open(path, create=True, base_model="tiny-test-model")
-
-
-def base_weights(seal: Seal) -> dict[str, torch.Tensor]:
-    return {name: lora.base.weight.detach().clone() for name, lora in seal.bank.layers.items()}
+    return write_docs(tmp_path, {"guild.txt": GUILD, "railway.txt": RAILWAY, "archives.txt": GUILD2})
 
 
 # --------------------------------------------------------------------------- the router
