@@ -229,10 +229,12 @@ def test_ask_refuses_a_directory_that_is_not_a_store(tmp_path, margs, monkeypatc
 
 
 def test_ask_prints_the_answer_verbatim(tmp_path, margs, monkeypatch):
-    monkeypatch.setattr("seal.learning.ask", lambda *a, **k: ["see [draft] and [/x] here"])
+    monkeypatch.setattr("seal.learning.ask_explained", lambda *a, **k: (["see [draft] and [/x] here"], [None]))
     r = invoke(["ask", "q?", "--store", str(tmp_path / "none"), *margs])
     assert r.exit_code == 0, (r.output, r.exception)
     assert r.stdout == "see [draft] and [/x] here\n"
+    r = invoke(["ask", "q?", "--store", str(tmp_path / "none"), "--explain", *margs])
+    assert r.stdout == "see [draft] and [/x] here\nanswered by: the base model (no store)\n"
 
 
 def test_error_message_shows_the_path_verbatim(tmp_path, monkeypatch, capsys):
