@@ -47,12 +47,17 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _sqlite_bytes(store_dir: Path) -> int:
+    """The store database with its write-ahead log (SQLite WAL mode keeps recent writes in ``-wal``)."""
+    return sum(p.stat().st_size for p in store_dir.glob("seal-store.sqlite*"))
+
+
 def _learn_all(seal, store_dir: Path, tmp: Path, docs: int, strategy: str):
     from seal.learning import learn
     from seal.store import Store
 
     st = Store.open(store_dir, create=True, base_model=seal.cfg.model.name)
-    sqlite0 = (store_dir / "seal-store.sqlite").stat().st_size
+    sqlite0 = _sqlite_bytes(store_dir)
     for i in range(docs):
         path = tmp / f"doc{i}.txt"
         path.write_text(document(i)[1], encoding="utf-8")
@@ -85,7 +90,7 @@ def child(rank: int, docs: int, compare: bool) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         st, sqlite0 = _learn_all(seal, Path(tmp) / "routed", Path(tmp), docs, "routed")
         disk = [f.stat().st_size for f in sorted((Path(tmp) / "routed" / "adapters").glob("*.safetensors"))]
-        sqlite1 = (Path(tmp) / "routed" / "seal-store.sqlite").stat().st_size
+        sqlite1 = _sqlite_bytes(Path(tmp) / "routed")
         rss0 = rss_mb()
         cold, whys = _timed_asks(seal, st, questions)  # LRU of 8: every ask here is a miss
         rss1 = rss_mb()

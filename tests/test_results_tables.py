@@ -33,13 +33,14 @@ def _forgetting_file(root, n, strategy, latency, **extra):
 
 def test_forgetting_table_orders_strategies_and_relates_latency(tmp_path):
     root = tmp_path / "results"
-    _forgetting_file(root, 8, "routed", 1.5, routing_accuracy=0.975, routing_questions=40)
+    _forgetting_file(root, 8, "routed", 1.5, routing_accuracy=0.975, routing_questions=40,
+                     routing_accuracy_final=0.95)
     _forgetting_file(root, 8, "accumulate", 1.0)
     _forgetting_file(root, 8, "merge", 1.2)
     table = results.forgetting_table(root)
     lines = [ln for ln in table.splitlines() if ln.startswith("| 8 ")]
     assert [ln.split("|")[2].strip() for ln in lines] == ["merge", "accumulate", "routed"]
-    assert "1.50 (1.50×)" in lines[2] and "97.5 % of 40" in lines[2] and "[0.000, 0.200]" in lines[2]
+    assert "1.50 (1.50×)" in lines[2] and "95.0 % of 40 (97.5 % of 40 over all steps)" in lines[2] and "[0.000, 0.200]" in lines[2]
     assert "40 questions at N = 8" in table
     results.write_forgetting_summary(root)
     assert len(json.loads((root / "forgetting" / "summary.json").read_text())["rows"]) == 3

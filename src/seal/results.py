@@ -78,7 +78,8 @@ def forgetting_table(root: Path = RESULTS) -> str:
         lat = _num(r.get("latency_s"), ".2f")
         if ref and r["strategy"] != "accumulate" and r.get("latency_s") and ref.get("latency_s"):
             lat += f" ({r['latency_s'] / ref['latency_s']:.2f}×)"
-        routed = (f"{_pct(r['routing_accuracy'])} of {r['routing_questions']}" if "routing_accuracy" in r else "–")
+        routed = (f"{_pct(r['routing_accuracy_final'])} of {r['questions']} ({_pct(r['routing_accuracy'])} of "
+                  f"{r['routing_questions']} over all steps)" if "routing_accuracy" in r else "–")
         out.append(f"| {r['n']} | {r['strategy']} | {_num(r['diagonal_mean'])} {_ci(r.get('diagonal_ci95'))} | "
                    f"{_num(r['final_mean'])} {_ci(r.get('final_ci95'))} | {_num(r['forgetting'])} "
                    f"{_ci(r.get('forgetting_ci95'))} | {routed} | {_num(r.get('answer_s_per_question'), '.3f')} | "
