@@ -94,9 +94,16 @@ def forgetting_table(root: Path = RESULTS) -> str:
 
 
 def write_forgetting_summary(root: Path = RESULTS) -> None:
+    import time
+
+    from seal.manifest import manifest
+
+    t0 = time.perf_counter()
     rows = forgetting_rows(root)
-    atomic_write_json(root / "forgetting" / "summary.json", {"rows": rows, "made_by": "python -m seal.results "
-                      "forgetting (from the n*-*.json files beside it, each with its own manifest)"})
+    atomic_write_json(root / "forgetting" / "summary.json", {"rows": rows, "manifest": manifest(
+        command="python -m seal.results forgetting", config=None, seeds=[],
+        data=[r["file"] for r in rows], wall_s=time.perf_counter() - t0,
+        note="a summary of the n*-*.json files beside it, each with its own manifest")})
     atomic_write_text(root / "forgetting" / "summary.md", forgetting_table(root) + "\n")
 
 
