@@ -29,8 +29,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--set", action="append", default=[], help="config override, e.g. inner_loop.epochs=5")
     ap.add_argument("--json", default=None, help="also write the JSON here")
     args = ap.parse_args(argv)
+    import time
+
+    from seal.manifest import manifest
+
     cfg = SealConfig().override(args.set) if args.set else SealConfig()
+    t0 = time.perf_counter()
     result = run(args.contexts, args.k, args.repeats, args.seed, args.data, cfg, reference=not args.no_reference)
+    result["manifest"] = manifest(command=[sys.executable, *sys.argv], config={"args": vars(args), "seal": cfg.to_dict()},
+                                  seeds=[args.seed], data=[str(args.data or "default")],
+                                  wall_s=time.perf_counter() - t0)
     text = json.dumps(result, indent=2, sort_keys=True)
     print(text)
     if args.json:

@@ -127,8 +127,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--random", action="store_true", help="random weights of the default model's shape")
     ap.add_argument("--json", default=None, help="also write the JSON here")
     args = ap.parse_args(argv)
+    from seal.manifest import manifest
+
+    t0 = time.perf_counter()
     result = run(args.k, args.seqs, args.epochs, args.batch_tokens, args.repeats, args.device, args.dtype,
                  args.random)
+    result["manifest"] = manifest(command=[sys.executable, *sys.argv], config=vars(args), seeds=[0],
+                                  data=["random token sequences"], wall_s=time.perf_counter() - t0)
     print(json.dumps(result, indent=2, sort_keys=True))
     if args.json:
         from seal.io import atomic_write_json

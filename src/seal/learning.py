@@ -356,7 +356,7 @@ def _learn_routed(seal, store, tx, state, path, passages, texts, parsed_seqs, ne
     sequences = [x for seqs in parsed_seqs for x in seqs]
     try:
         tensors, extra, metrics = learn_routed(
-            seal, store, tx, state, doc_id=doc_id, title=passages[0].title, text=text, sequences=sequences, seed=seed,
+            seal, store, state, doc_id=doc_id, title=passages[0].title, text=text, sequences=sequences, seed=seed,
             group_size=seal.cfg.routing.group_size, progress=(lambda d, t: progress("train", d, t)) if progress else None)
     except RuntimeError as exc:
         prev = tx.base_version.id if tx.base_version else 0
@@ -432,7 +432,7 @@ def _forget_routed(seal, store, tx, state, doc, remaining, start, progress) -> F
     from seal.learning_routed import forget_routed
 
     try:
-        tensors, extra, metrics = forget_routed(seal, store, tx, state, doc.id,
+        tensors, extra, metrics = forget_routed(seal, store, state, doc.id,
                                                 (lambda a, b: progress("train", a, b)) if progress else None)
     except RuntimeError as exc:
         raise LearnError(f"retraining the document's group failed ({exc}); the store is unchanged") from None

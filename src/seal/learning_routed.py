@@ -69,7 +69,7 @@ def _train_group(seal: Seal, store: Store, group: dict, seeds: dict[int, int], n
     return result, tensors, len(seqs)
 
 
-def learn_routed(seal: Seal, store: Store, tx, state, *, doc_id: int, title: str, text: str, sequences: list[str],
+def learn_routed(seal: Seal, store: Store, state, *, doc_id: int, title: str, text: str, sequences: list[str],
                  seed: int, group_size: int, progress: Callable[[int, int], None] | None = None
                  ) -> tuple[dict, dict, dict]:
     """Train the new document's group (inside the caller's transaction): (adapter tensors, config extra,
@@ -93,7 +93,7 @@ def learn_routed(seal: Seal, store: Store, tx, state, *, doc_id: int, title: str
         "trained_sequences": n}
 
 
-def forget_routed(seal: Seal, store: Store, tx, state, doc_id: int,
+def forget_routed(seal: Seal, store: Store, state, doc_id: int,
                   progress: Callable[[int, int], None] | None = None) -> tuple[dict | None, dict, dict]:
     """Drop ``doc_id`` from its group; retrain the group only if other documents remain in it."""
     groups = groups_of(state)
