@@ -11,20 +11,23 @@ RUN=${RUN:-runs/rest-em}
 ROUNDS=${ROUNDS:-2}
 CONTEXTS=${CONTEXTS:-8}
 SAMPLES=${SAMPLES:-3}
+REWARD=${REWARD:-}            # accuracy | likelihood | accuracy+likelihood (empty: the config's default)
 [ -f "$DATA" ] || { echo "error: $DATA not found (the shared SQuAD dev passages)"; exit 1; }
-mkdir -p results/rest_em
+SUMMARY=${SUMMARY:-results/rest_em/summary.json}
+mkdir -p "$(dirname "$SUMMARY")"
 start=$(date +%s)
 ARGS=(--data "$DATA" --limit 200 --rounds "$ROUNDS" --contexts "$CONTEXTS" --samples "$SAMPLES" --out "$RUN")
+[ -n "$REWARD" ] && ARGS+=(--set "rest_em.reward=$REWARD")
 $SEAL train knowledge "${ARGS[@]}" $([ -f "$RUN/config.json" ] && echo --resume)
-.venv/bin/python - "$RUN" "$start" "${ARGS[@]}" <<'PY'
+.venv/bin/python - "$RUN" "$start" "$SUMMARY" "${ARGS[@]}" <<'PY'
 import json, sys, time
 from pathlib import Path
 from seal.io import atomic_write_json
 from seal.manifest import manifest
-run, start, args = Path(sys.argv[1]), float(sys.argv[2]), sys.argv[3:]
+run, start, out, args = Path(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4:]
 cfg = json.loads((run / "config.json").read_text())
 rounds = [json.loads(p.read_text()) for p in sorted(run.glob("round-*/metrics.json"))]
-atomic_write_json("results/rest_em/summary.json", {"run": str(run), "rounds": rounds, "manifest": manifest(
+atomic_write_json(out, {"run": str(run), "rounds": rounds, "manifest": manifest(
     command=["seal", "train", "knowledge", *args], config=cfg, seeds=[cfg["seal"]["rest_em"]["seed"]],
     data=cfg.get("context_ids", []), wall_s=time.time() - start)})
 PY

@@ -231,6 +231,10 @@ class RestEMConfig:
     """Inner-loop seeds per self-edit; the reward is their mean."""
     selection: str = "best-positive"
     """``best-positive`` (best of k, only if reward > 0), ``all-positive``, ``best`` (reference behaviour)."""
+    reward: str = "accuracy"
+    """``accuracy`` (the paper: accuracy after the update minus before), ``likelihood`` (the change of the gold
+    answers' likelihood, a dense signal: ``seal.likelihood``), ``accuracy+likelihood`` (their sum). The
+    likelihood needs a domain with gold answers (knowledge)."""
     policy_epochs: int = 2
     """Epochs of the M-step SFT of the policy adapter (a slot of the same LoRA bank; paper: 2)."""
     policy_lr: float = 3e-4
@@ -246,6 +250,8 @@ class RestEMConfig:
         _check(self.rounds >= 1 and self.contexts >= 1 and self.samples >= 1 and self.repeats >= 1,
                "rest_em.rounds/contexts/samples/repeats must be >= 1")
         _check(self.selection in ("best-positive", "all-positive", "best"), f"rest_em.selection: {self.selection!r}")
+        _check(self.reward in ("accuracy", "likelihood", "accuracy+likelihood"),
+               f"rest_em.reward: {self.reward!r} is not accuracy, likelihood or accuracy+likelihood")
         _check(self.policy_epochs >= 1 and 0 < self.policy_lr < 1, "rest_em.policy_epochs/policy_lr out of range")
         _finite(self, "rest_em")
 

@@ -20,6 +20,7 @@ from seal.domains.base import Domain, DomainError, call_domain, checked_score
 from seal.generate import TransformersGenerator
 from seal.grading import Grader, make_grader
 from seal.inner_loop import TrainJob, TrainResult, train_adapters
+from seal.likelihood import answer_likelihoods
 from seal.lora import AdapterBank
 from seal.model import LoadedModel, load_model
 
@@ -40,6 +41,7 @@ class Seal:
         self.grader = grader or make_grader(cfg.eval.grader, f1_threshold=cfg.eval.f1_threshold,
                                             url=cfg.eval.judge_url, model=cfg.eval.judge_model)
         self._baselines: dict[tuple[str, str], Score] = {}
+        self._base_likelihoods: dict[tuple[str, str], float] = {}
 
     @classmethod
     def load(cls, cfg: SealConfig | None = None, **kwargs: Any) -> Seal:
@@ -83,6 +85,31 @@ class Seal:
                                   "verdicts)")
             scores.append(Score(checked_score(domain, result[0], "score"), answers[a:b], list(result[1])))
         return scores
+
+    def likelihoods(self, domain: Domain, pairs: Sequence[tuple[Any, int | None]]) -> list[float]:
+        """Per (context, adapter slot or None), the mean over the context's task prompts of the gold answers'
+        likelihood score (``seal.likelihood``); the domain gives the answers (``Domain.task_targets``)."""
+        prompts, answers, routes, spans = [], [], [], []
+        for ctx, slot in pairs:
+            ps = call_domain(domain, "task_prompts", self.lm, ctx)
+            golds = call_domain(domain, "task_targets", ctx)
+            if golds is None or len(golds) != len(ps):
+                raise DomainError(f"domain {domain.name!r}: task_targets must give one gold answer per task "
+                                  f"prompt ({len(ps)}) for a likelihood reward")
+            spans.append((len(prompts), len(prompts) + len(ps)))
+            prompts += ps
+            answers += list(golds)
+            routes += [slot] * len(ps)
+        values = answer_likelihoods(self.lm, self.bank, prompts, answers, routes)
+        return [sum(values[a:b]) / (b - a) if b > a else 0.0 for a, b in spans]
+
+    def baseline_likelihoods(self, domain: Domain, ctxs: Sequence[Any]) -> list[float]:
+        """The unedited model's likelihood score per context, computed once and cached."""
+        key = [(domain.name, domain.context_id(c)) for c in ctxs]
+        todo = [c for c, k in zip(ctxs, key, strict=True) if k not in self._base_likelihoods]
+        for ctx, v in zip(todo, self.likelihoods(domain, [(c, None) for c in todo]) if todo else [], strict=True):
+            self._base_likelihoods[(domain.name, domain.context_id(ctx))] = v
+        return [self._base_likelihoods[k] for k in key]
 
     def baseline(self, domain: Domain, ctx: Any) -> Score:
         """The unedited model's score on ``ctx``, computed once and cached."""

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from seal.domains.base import Domain, DomainError, EditItem, call_domain, checked_score
+from seal.likelihood import combine_reward
 
 POLICY_SLOT = 0
 
@@ -94,6 +95,10 @@ def run_pass(seal, domain: Domain, job: PassJob, on_texts: Callable[[list[dict]]
     if job.todo:
         bases = call_domain(domain, "baselines", seal, [ctx for _, ctx in job.contexts])
         base_of = {ci: checked_score(domain, b, "baselines") for (ci, _), b in zip(job.contexts, bases, strict=True)}
+        rule = seal.cfg.rest_em.reward
+        base_ll = {} if rule == "accuracy" else dict(zip(
+            (ci for ci, _ in job.contexts), seal.baseline_likelihoods(domain, [c for _, c in job.contexts]),
+            strict=True))
         ctx_of = dict(job.contexts)
         items = [EditItem(ctx_of[ci], texts[(ci, s)], job.fmt, seed=job.rest_em_seed * 7919 + rep)
                  for _, ci, s, rep in job.todo]
@@ -104,8 +109,14 @@ def run_pass(seal, domain: Domain, job: PassJob, on_texts: Callable[[list[dict]]
         for key, o in zip(job.todo, outcomes, strict=True):
             baseline = base_of[key[1]]
             score = None if o.score is None else checked_score(domain, o.score, "apply_self_edits")
-            records.append(_record(key, domain.context_id(ctx_of[key[1]]), score,
-                                   None if score is None else score - baseline, baseline, o.failed, **o.info))
+            extra = dict(o.info)
+            if rule != "accuracy":
+                extra["baseline_likelihood"] = base_ll[key[1]]
+            reward = None if score is None else combine_reward(
+                rule, score - baseline, None if o.info.get("likelihood") is None
+                else o.info["likelihood"] - base_ll[key[1]])
+            records.append(_record(key, domain.context_id(ctx_of[key[1]]), score, reward, baseline, o.failed,
+                                   **extra))
     return PassResult(job.index, new, records, seconds=time.perf_counter() - t0, texts_logged=logged)
 
 

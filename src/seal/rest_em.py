@@ -138,6 +138,9 @@ def train(seal: Seal, domain: Domain, contexts: Sequence[Any], run_dir: str | Pa
     run_dir = Path(run_dir)
     fmt = fmt or domain.default_format or domain.formats[0]
     rule = domain.selection or cfg.selection
+    if cfg.reward != "accuracy" and type(domain).task_targets is Domain.task_targets:
+        raise RunError(f"rest_em.reward={cfg.reward} needs gold answers; domain {domain.name!r} has none "
+                       "(use rest_em.reward=accuracy)")
     config = run_config(seal, data_source, domain.name, fmt)
     config["context_ids"] = [domain.context_id(c) for c in contexts]  # resume on other data is refused
     prepare_run_dir(run_dir, config, resume)

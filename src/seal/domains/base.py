@@ -136,6 +136,11 @@ class Domain(ABC):
         """Score in [0, 1] of ``answers`` (one per task prompt) and the per-item verdicts."""
         raise NotImplementedError(f"domain {self.name!r} has no text task")
 
+    def task_targets(self, ctx: Any) -> list[str] | None:
+        """The gold answer of each task prompt, for a likelihood reward (``rest_em.reward``); None: the domain
+        has none (its reward can only be its score)."""
+        return None
+
     def apply_self_edits(self, seal, items: Sequence[EditItem], first_slot: int = 1) -> list[Outcome]:
         """The inner loop and the updated model's score for each self-edit: parse each into training data,
         train one fresh adapter per usable self-edit (slots ``first_slot``... in one batched pass), answer
@@ -156,9 +161,15 @@ class Domain(ABC):
             ok = [(i, j) for i, j, r in zip(where, jobs, results, strict=True) if not r.failed]
             scores = seal.evaluate(self, [(items[i].ctx, j.slot) for i, j in ok])
             by_item = {i: sc for (i, _), sc in zip(ok, scores, strict=True)}
+            lls = {}
+            if ok and seal.cfg.rest_em.reward != "accuracy":  # while the trained adapters are in their slots
+                lls = dict(zip((i for i, _ in ok), seal.likelihoods(self, [(items[i].ctx, j.slot) for i, j in ok]),
+                               strict=True))
             for i, res in zip(where, results, strict=True):
                 sc = by_item.get(i)
                 info = {"steps": res.steps, "loss": res.final_loss, "answers": sc.answers if sc else None}
+                if i in lls:
+                    info["likelihood"] = lls[i]
                 outcomes[i] = Outcome(sc.accuracy if sc else None, res.failed, info)
         return [o for o in outcomes if o is not None]
 

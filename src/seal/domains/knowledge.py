@@ -237,6 +237,9 @@ class KnowledgeDomain(Domain):
     def score(self, ctx: Passage, answers: list[str], grader) -> tuple[float, list[bool]]:
         return qa_score(ctx, answers, grader)
 
+    def task_targets(self, ctx: Passage) -> list[str]:
+        return [q.answer for q in ctx.questions]
+
 
 def qa_score(ctx: Passage, answers: list[str], grader) -> tuple[float, list[bool]]:
     """Accuracy of ``answers`` to ``ctx``'s questions by ``grader`` (0 for a context without questions)."""
