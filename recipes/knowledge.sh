@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # The knowledge-incorporation table (the paper's Table 2, single passage) on the default model: every method on
 # the shared SQuAD dev passages [OFFSET, OFFSET + LIMIT) (default 1000..1039: disjoint from the ReST-EM training
-# contexts, which recipes/rest_em.sh draws from passages 0..199), SEEDS seeds each (self-edit sampling and
-# adapter init), 95 % intervals over passages, paired differences to `passage`. Adds the SEAL rows when the
-# ReST-EM run of recipes/rest_em.sh exists ($RUN/round-N/policy). Writes results/knowledge/single.{json,png}
-# (with its manifest) and single.jsonl (every answer and self-edit). Wall time: about 25 s per passage, seed
-# and trained method on 2 cores (40 passages x 1 seed x 4 trained methods: ~70 min).
+# contexts, which recipes/rest_em.sh draws from passages 0..199), SEEDS seeds (self-edit sampling and adapter
+# init), 95 % intervals over passages, paired differences to `passage` (and SEAL rows to `implications`).
+# Adds a SEAL row per ReST-EM round of $RUN (recipes/rest_em.sh) listed in ROUNDS (default: every round).
+# One `seal eval knowledge` per seed, each written to $OUT-sN.{json,jsonl} with its manifest and kept: an
+# interrupted recipe reruns only the missing seeds. The seeds are then pooled into $OUT.{json,png}
+# (`python -m seal.results merge-knowledge`) and the README table regenerated. Wall time on 2 cores: about
+# 8 s per passage and seed for `passage`, 22 s for each self-edit method (the self-edit is longer), so
+# 40 passages x 3 seeds x (passage, implications, SEAL) take ~1.7 h.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEAL=${SEAL:-.venv/bin/seal}
@@ -14,13 +17,24 @@ OFFSET=${OFFSET:-1000}
 LIMIT=${LIMIT:-40}
 SEEDS=${SEEDS:-3}
 RUN=${RUN:-runs/rest-em}
+ROUNDS=${ROUNDS:-}
 METHODS=${METHODS:-base,passage-in-prompt,passage,implications,rewrite,self-qa}
 OUT=${OUT:-results/knowledge/single}
 [ -f "$DATA" ] || { echo "error: $DATA not found (the shared SQuAD dev passages)"; exit 1; }
 mkdir -p "$(dirname "$OUT")"
 POLICIES=()
-for r in "$RUN"/round-*/policy; do [ -d "$r" ] && POLICIES+=(--policy "$(dirname "$r")"); done
-rm -f "$OUT.jsonl"
-$SEAL eval knowledge --data "$DATA" --offset "$OFFSET" --limit "$LIMIT" --seeds "$SEEDS" --methods "$METHODS" \
-    "${POLICIES[@]}" --json "$OUT.json" --plot "$OUT.png" --log "$OUT.jsonl"
+for r in "$RUN"/round-*/policy; do
+    [ -d "$r" ] || continue
+    n=$(basename "$(dirname "$r")"); n=${n#round-}
+    if [ -z "$ROUNDS" ] || [[ ",$ROUNDS," == *",$n,"* ]]; then POLICIES+=(--policy "$(dirname "$r")"); fi
+done
+PARTS=()
+for ((s = 0; s < SEEDS; s++)); do
+    PARTS+=("$OUT-s$s.json")
+    [ -f "$OUT-s$s.json" ] && { echo "seed $s: $OUT-s$s.json exists, kept"; continue; }
+    rm -f "$OUT-s$s.jsonl"
+    $SEAL eval knowledge --data "$DATA" --offset "$OFFSET" --limit "$LIMIT" --seed "$s" --seeds 1 \
+        --methods "$METHODS" "${POLICIES[@]}" --json "$OUT-s$s.json" --log "$OUT-s$s.jsonl"
+done
+.venv/bin/python -m seal.results merge-knowledge --out "$OUT.json" --plot "$OUT.png" "${PARTS[@]}"
 .venv/bin/python -m seal.results readme

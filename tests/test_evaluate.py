@@ -114,3 +114,37 @@ def test_compare_pairs_the_same_cells():
     b.add("p3", 0, [True] * 5)  # no partner: left out
     c = compare(a, b)
     assert c["cells"] == 3 and c["diff"] == pytest.approx((2 + 0 + 5) / 15)
+
+
+def test_runs_of_other_seeds_merge_into_the_run_of_all_seeds(tiny_lm, sample_passages, tmp_path):
+    """`--seed 0` and `--seed 1` run apart, then merged: the same cells, accuracies and intervals as one run
+    with seeds [0, 1] (the bootstrap is seeded and sees the same cells); overlapping seeds are refused."""
+    import json
+
+    from seal.evaluate import merge_results
+    from seal.results import merge_knowledge
+
+    methods = ["base", "passage", "implications"]
+    seal = _seal(tiny_lm)
+    both = evaluate_knowledge(seal, sample_passages[:2], methods, seeds=[0, 1]).as_dict()
+    parts = []
+    for s in (0, 1):
+        d = evaluate_knowledge(seal, sample_passages[:2], methods, seeds=[s]).as_dict()
+        d["manifest"] = {"command": f"seed {s}", "config": {"x": 1}}
+        parts.append(tmp_path / f"s{s}.json")
+        parts[-1].write_text(json.dumps(d))
+    merged = merge_knowledge(tmp_path / "all.json", parts, ["merge"])
+    assert merged["seeds"] == [0, 1]
+    for m in methods:
+        a, b = both["methods"][m], merged["methods"][m]
+        key = lambda c: (c["seed"], c["passage"])  # noqa: E731
+        assert sorted(a["cells"], key=key) == sorted(b["cells"], key=key)
+        assert (a["accuracy"], a["ci95"], a["n_questions"], a["edits"]) == \
+               (b["accuracy"], b["ci95"], b["n_questions"], b["edits"])
+        assert a["vs"].keys() == b["vs"].keys()
+        for ref in a["vs"]:
+            assert a["vs"][ref]["diff"] == b["vs"][ref]["diff"] and a["vs"][ref]["cells"] == b["vs"][ref]["cells"]
+    assert [p["manifest"]["command"] for p in merged["manifest"]["parts"]] == ["seed 0", "seed 1"]
+    assert json.loads((tmp_path / "all.json").read_text())["seeds"] == [0, 1]
+    with pytest.raises(ValueError, match="share seeds"):
+        merge_results([json.loads(parts[0].read_text())] * 2)

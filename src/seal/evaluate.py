@@ -204,6 +204,40 @@ def _load_adapters(seal: Seal, domain, tensors: dict[int, Any]) -> bool:
     return True
 
 
+def result_from_dict(d: dict[str, Any]) -> KnowledgeResult:
+    """A :class:`KnowledgeResult` back from its JSON (``as_dict``): cells, and costs from their per-edit means."""
+    methods = {}
+    for m, v in d["methods"].items():
+        n = v["edits"]
+        methods[m] = MethodStats(cells=list(v["cells"]), train_s=v["s_train_per_edit"] * n,
+                                 eval_s=(v["s_per_edit"] - v["s_train_per_edit"]) * n,
+                                 write_s=v["s_write_per_edit"] * n, edits=n, failed_edits=v["failed_edits"],
+                                 train_tokens=round(v["train_tokens_per_edit"] * n))
+    policies = tuple(m for m, v in d["methods"].items() if "implications" in v.get("vs", {}))
+    return KnowledgeResult(methods, len(d["passages"]), d.get("wall_s", 0.0), list(d["passages"]),
+                           list(d["seeds"]), policies)
+
+
+def merge_results(parts: Sequence[dict[str, Any]]) -> KnowledgeResult:
+    """Runs of the same passages and methods with different seeds (``--seed S --seeds 1`` each) as one result:
+    their cells pooled, intervals recomputed over the pooled cells. Overlapping seeds or other passages are
+    refused (the figures would count a cell twice or mix protocols)."""
+    results = [result_from_dict(p) for p in parts]
+    first = results[0]
+    for r in results[1:]:
+        if r.passage_ids != first.passage_ids or set(r.methods) != set(first.methods):
+            raise ValueError("the runs to merge must have the same passages and methods")
+    seeds = [s for r in results for s in r.seeds]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"the runs to merge share seeds: {sorted(seeds)}")
+    out = KnowledgeResult({m: MethodStats() for m in first.methods}, first.passages,
+                          sum(r.wall_s for r in results), first.passage_ids, sorted(seeds),
+                          tuple(sorted({p for r in results for p in r.policies})))
+    for r in results:
+        _merge(out, r)
+    return out
+
+
 def _merge(into: KnowledgeResult, part: KnowledgeResult) -> None:
     for m, st in part.methods.items():
         tgt = into.methods[m]

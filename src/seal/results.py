@@ -8,6 +8,7 @@ its block instead of inventing figures::
 
     python -m seal.results readme            # regenerate the README's tables
     python -m seal.results readme --check    # do they match results/?
+    python -m seal.results merge-knowledge --out results/knowledge/single.json single-s0.json single-s1.json
 """
 
 from __future__ import annotations
@@ -202,11 +203,53 @@ def stale_blocks(text: str, root: Path = RESULTS) -> list[str]:
     return [m.group("name") for m in _BLOCK.finditer(text) if fresh[m.group("name")] != m.group("body")]
 
 
+def merge_knowledge(out: Path, parts: list[Path], command: list[str], plot: Path | None = None) -> dict:
+    """``seal eval knowledge`` JSONs of other seeds (same passages and methods) pooled into ``out``, with a
+    manifest that lists the parts' own manifests (each run's command, commit, config and wall time)."""
+    from seal.evaluate import merge_results
+    from seal.manifest import manifest
+
+    ds = []
+    for p in parts:
+        d = _load(p)
+        if d is None or "methods" not in d:
+            raise ValueError(f"{p} is not a knowledge evaluation JSON")
+        ds.append(d)
+    merged = merge_results(ds).as_dict()
+    merged["manifest"] = manifest(command=command, config=ds[0].get("manifest", {}).get("config"),
+                                  seeds=merged["seeds"], data=merged["passages"], wall_s=merged["wall_s"],
+                                  parts=[{"file": str(p), "manifest": d.get("manifest")}
+                                         for p, d in zip(parts, ds, strict=True)])
+    atomic_write_json(out, merged)
+    if plot is not None:
+        from seal.report import accuracy_plot
+
+        accuracy_plot({m: v["accuracy"] for m, v in merged["methods"].items()}, plot,
+                      title=f"knowledge, single, {len(merged['passages'])} passages x {len(merged['seeds'])} seeds",
+                      intervals={m: v["ci95"] for m, v in merged["methods"].items()})
+    return merged
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m seal.results", description=__doc__.split("\n\n")[0])
-    ap.add_argument("what", choices=["readme", "forgetting", *TABLES])
+    ap.add_argument("what", choices=["readme", "forgetting", "merge-knowledge", *TABLES])
     ap.add_argument("--check", action="store_true", help="readme: only say whether the tables are up to date")
+    ap.add_argument("--out", type=Path, help="merge-knowledge: the pooled JSON to write")
+    ap.add_argument("--plot", type=Path, help="merge-knowledge: also write the bar chart (PNG) here")
+    ap.add_argument("parts", nargs="*", type=Path, help="merge-knowledge: the per-seed JSONs")
     args = ap.parse_args(argv)
+    if args.what == "merge-knowledge":
+        if not args.out or len(args.parts) < 1:
+            ap.error("merge-knowledge needs --out OUT and at least one part")
+        try:
+            merge_knowledge(args.out, args.parts, ["python", "-m", "seal.results", *(argv or sys.argv[1:])],
+                            args.plot)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(knowledge_table(args.out.parent.parent, args.out.stem) if args.out.parent.name == "knowledge"
+              else f"wrote {args.out}")
+        return 0
     if args.what == "readme":
         text = README.read_text(encoding="utf-8")
         if args.check:
