@@ -335,3 +335,20 @@ def test_subprocess_long_error_is_one_line(tmp_path):
     assert p.stderr.startswith("error: latin1.txt is not UTF-8 text")
     assert p.stderr.count("\n") == 1
     assert not (tmp_path / "st").exists()
+
+
+def test_progress_prints_a_plain_line_per_step_when_not_a_terminal():
+    """In a file or CI log the Rich bar shows nothing, so each step of a long run is a plain line."""
+    import io
+
+    from rich.console import Console
+
+    from seal.cli_common import LoggedProgress
+
+    buf = io.StringIO()
+    with LoggedProgress(console=Console(file=buf, force_terminal=False), transient=True) as bar:
+        task = bar.add_task("passages", total=3)
+        for i in (1, 2, 2, 3):
+            bar.update(task, completed=i, total=3)
+    lines = buf.getvalue().splitlines()
+    assert [ln.split(" (")[0] for ln in lines] == ["passages 1/3", "passages 2/3", "passages 3/3"]
