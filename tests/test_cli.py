@@ -350,5 +350,5 @@ def test_progress_prints_a_plain_line_per_step_when_not_a_terminal():
         task = bar.add_task("passages", total=3)
         for i in (1, 2, 2, 3):
             bar.update(task, completed=i, total=3)
-    lines = buf.getvalue().splitlines()
+    lines = [ln for ln in buf.getvalue().splitlines() if ln.strip()]
     assert [ln.split(" (")[0] for ln in lines] == ["passages 1/3", "passages 2/3", "passages 3/3"]
