@@ -45,3 +45,17 @@ def test_forgetting_table_orders_strategies_and_relates_latency(tmp_path):
     results.write_forgetting_summary(root)
     assert len(json.loads((root / "forgetting" / "summary.json").read_text())["rows"]) == 3
     assert "no forgetting results" in results.forgetting_table(tmp_path / "empty").lower()
+
+
+def test_rest_em_table_has_a_row_per_round_with_its_reward_rule(tmp_path):
+    root = tmp_path / "results"
+    (root / "rest_em").mkdir(parents=True)
+    rnd = {"contexts": 8, "samples": 4, "mean_reward": 0.18, "std_reward": 0.14, "positive_fraction": 0.875,
+           "selected": 8, "wall_s": 842.0}
+    d = {"rounds": [{"round": 1, **rnd}, {"round": 2, **rnd, "mean_reward": -0.05}],
+         "manifest": {"config": {"seal": {"rest_em": {"reward": "accuracy+likelihood"}}}}}
+    (root / "rest_em" / "run-a.json").write_text(json.dumps(d))
+    lines = results.rest_em_table(root).splitlines()
+    assert len(lines) == 4 and lines[2].startswith("| run-a | accuracy+likelihood | 1 | 8 × 4 | +0.180 (std 0.140)")
+    assert "| 2 |" in lines[3] and "-0.050" in lines[3] and "88 %" in lines[2]
+    assert "no rest-em runs" in results.rest_em_table(tmp_path / "empty").lower()

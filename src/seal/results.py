@@ -182,8 +182,27 @@ def knowledge_table(root: Path = RESULTS, name: str = "single") -> str:
     return "\n".join(out)
 
 
+def rest_em_table(root: Path = RESULTS) -> str:
+    """One row per round of each ReST-EM run summarised under ``results/rest_em/`` (``recipes/rest_em.sh``)."""
+    rows = []
+    for path in sorted((root / "rest_em").glob("*.json")):
+        d = _load(path)
+        if d is None or "rounds" not in d:
+            continue
+        cfg = ((d.get("manifest") or {}).get("config") or {}).get("seal", {}).get("rest_em", {})
+        for r in d["rounds"]:
+            rows.append(f"| {path.stem} | {cfg.get('reward', 'accuracy')} | {r['round']} | {r['contexts']} × "
+                        f"{r['samples']} | {r['mean_reward']:+.3f} (std {r['std_reward']:.3f}) | "
+                        f"{100 * r['positive_fraction']:.0f} % | {r['selected']} | {r['wall_s']:.0f} s |")
+    if not rows:
+        return "_No ReST-EM runs yet: run `bash recipes/rest_em.sh`._"
+    return "\n".join(["| run | reward | round | contexts × samples | mean reward | positive | kept | wall |",
+                      "|---|---|---:|---:|---:|---:|---:|---:|", *rows])
+
+
 TABLES: dict[str, Callable[[Path], str]] = {"forgetting": forgetting_table, "codebase": codebase_table,
-                                            "routing": routing_table, "knowledge": knowledge_table}
+                                            "routing": routing_table, "knowledge": knowledge_table,
+                                            "rest_em": rest_em_table}
 _BLOCK = re.compile(r"(<!-- results:(?P<name>[a-z_-]+) -->\n)(?P<body>.*?)(\n<!-- /results:(?P=name) -->)", re.S)
 
 
