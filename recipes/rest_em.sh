@@ -16,18 +16,19 @@ REWARD=${REWARD:-}            # accuracy | likelihood | accuracy+likelihood (emp
 SUMMARY=${SUMMARY:-results/rest_em/summary.json}
 mkdir -p "$(dirname "$SUMMARY")"
 start=$(date +%s)
+START_COMMIT=$(git rev-parse HEAD 2>/dev/null)$(git diff --quiet HEAD 2>/dev/null || echo +dirty)
 ARGS=(--data "$DATA" --limit 200 --rounds "$ROUNDS" --contexts "$CONTEXTS" --samples "$SAMPLES" --out "$RUN")
 [ -n "$REWARD" ] && ARGS+=(--set "rest_em.reward=$REWARD")
 $SEAL train knowledge "${ARGS[@]}" $([ -f "$RUN/config.json" ] && echo --resume)
-.venv/bin/python - "$RUN" "$start" "$SUMMARY" "${ARGS[@]}" <<'PY'
+.venv/bin/python - "$RUN" "$start" "$SUMMARY" "$START_COMMIT" "${ARGS[@]}" <<'PY'
 import json, sys, time
 from pathlib import Path
 from seal.io import atomic_write_json
 from seal.manifest import manifest
-run, start, out, args = Path(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4:]
+run, start, out, start_commit, args = Path(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5:]
 cfg = json.loads((run / "config.json").read_text())
 rounds = [json.loads(p.read_text()) for p in sorted(run.glob("round-*/metrics.json"))]
 atomic_write_json(out, {"run": str(run), "rounds": rounds, "manifest": manifest(
     command=["seal", "train", "knowledge", *args], config=cfg, seeds=[cfg["seal"]["rest_em"]["seed"]],
-    data=cfg.get("context_ids", []), wall_s=time.time() - start)})
+    data=cfg.get("context_ids", []), wall_s=time.time() - start, started_at_commit=start_commit)})
 PY
