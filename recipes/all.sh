@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Every result in the README, regenerated from the shared data and the default model, then the README's tables
 # rewritten from results/ (python -m seal.results readme). Expected wall time on the 2-core development machine:
-# ~6 h (ReST-EM ~30 min, knowledge table ~3 h at 40 passages x 3 seeds, forgetting ~75 min, codebase ~20 min, ARC ~40 min,
-# CPT ~35 min, benchmarks ~25 min, kill soak and routing threshold ~2 min). Each step skips nothing it has not
+# ~6 h (ReST-EM ~27 min, knowledge table ~35 min per seed at 40 passages (3 seeds), the other formats ~35 min,
+# forgetting ~75 min, codebase ~20 min, ARC ~40 min, CPT ~35 min, benchmarks ~25 min, kill soak and routing
+# threshold ~2 min). Each step skips nothing it has not
 # done; rerun after an interruption (ReST-EM resumes, finished forgetting results are kept).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,8 +11,12 @@ start=$(date +%s)
 step() { echo "== $1 ($(( $(date +%s) - start )) s so far)"; shift; "$@"; }
 step "routing threshold" .venv/bin/python recipes/routing_threshold.py
 step "kill soak" bash scripts/kill_soak.sh --kills 10 --json results/kill_soak.json
-step "ReST-EM" bash recipes/rest_em.sh
-step "knowledge table" bash recipes/knowledge.sh
+step "ReST-EM (accuracy+likelihood reward)" env RUN=runs/rest-em-accll REWARD=accuracy+likelihood SAMPLES=4 \
+    SUMMARY=results/rest_em/accuracy+likelihood.json bash recipes/rest_em.sh
+step "knowledge table" env RUN=runs/rest-em-accll ROUNDS=2 METHODS=base,passage-in-prompt,passage,implications \
+    bash recipes/knowledge.sh
+step "knowledge: other self-edit formats" env RUN=none SEEDS=1 OUT=results/knowledge/formats \
+    METHODS=base,passage-in-prompt,passage,rewrite,self-qa bash recipes/knowledge.sh
 step "multi-passage (CPT)" bash recipes/cpt.sh
 step "forgetting" bash recipes/forgetting.sh
 step "codebase" bash recipes/codebase.sh

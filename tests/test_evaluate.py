@@ -148,3 +148,11 @@ def test_runs_of_other_seeds_merge_into_the_run_of_all_seeds(tiny_lm, sample_pas
     assert json.loads((tmp_path / "all.json").read_text())["seeds"] == [0, 1]
     with pytest.raises(ValueError, match="share seeds"):
         merge_results([json.loads(parts[0].read_text())] * 2)
+    # the command line, options before and after the parts
+    from seal.results import main
+
+    assert main(["merge-knowledge", "--out", str(tmp_path / "cli.json"), *map(str, parts),
+                 "--plot", str(tmp_path / "cli.png")]) == 0
+    assert json.loads((tmp_path / "cli.json").read_text())["methods"] == merged["methods"]
+    assert (tmp_path / "cli.png").stat().st_size > 0
+    assert main(["merge-knowledge", "--out", str(tmp_path / "bad.json"), str(parts[0]), str(parts[0])]) == 2

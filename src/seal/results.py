@@ -202,7 +202,8 @@ def rest_em_table(root: Path = RESULTS) -> str:
 
 TABLES: dict[str, Callable[[Path], str]] = {"forgetting": forgetting_table, "codebase": codebase_table,
                                             "routing": routing_table, "knowledge": knowledge_table,
-                                            "rest_em": rest_em_table}
+                                            "rest_em": rest_em_table,
+                                            "knowledge_formats": lambda root: knowledge_table(root, "formats")}
 _BLOCK = re.compile(r"(<!-- results:(?P<name>[a-z_-]+) -->\n)(?P<body>.*?)(\n<!-- /results:(?P=name) -->)", re.S)
 
 
@@ -251,12 +252,12 @@ def merge_knowledge(out: Path, parts: list[Path], command: list[str], plot: Path
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m seal.results", description=__doc__.split("\n\n")[0])
-    ap.add_argument("what", choices=["readme", "forgetting", "merge-knowledge", *TABLES])
+    ap.add_argument("what", choices=list(dict.fromkeys(["readme", "forgetting", "merge-knowledge", *TABLES])))
     ap.add_argument("--check", action="store_true", help="readme: only say whether the tables are up to date")
     ap.add_argument("--out", type=Path, help="merge-knowledge: the pooled JSON to write")
     ap.add_argument("--plot", type=Path, help="merge-knowledge: also write the bar chart (PNG) here")
     ap.add_argument("parts", nargs="*", type=Path, help="merge-knowledge: the per-seed JSONs")
-    args = ap.parse_args(argv)
+    args = ap.parse_intermixed_args(argv)
     if args.what == "merge-knowledge":
         if not args.out or len(args.parts) < 1:
             ap.error("merge-knowledge needs --out OUT and at least one part")
