@@ -294,6 +294,17 @@ def test_eval_unknown_method_is_a_one_line_error(margs, monkeypatch, capsys):
     assert_user_error(code, err, "unknown method(s): bogus")
 
 
+def test_eval_refuses_a_policy_trained_on_another_format(tmp_path, margs, monkeypatch, capsys):
+    """SEAL rows are written as implications: a policy trained to write rewrites would be asked for the wrong
+    format, so it is refused by name instead of giving silently wrong figures."""
+    run = tmp_path / "run"
+    (run / "round-1" / "policy").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"format": "rewrite"}))
+    code, _, err = run_main(monkeypatch, capsys, ["eval", "knowledge", "--limit", "1", "--methods", "base",
+                                                  "--policy", str(run / "round-1"), *margs])
+    assert_user_error(code, err, "trained to write rewrite self-edits")
+
+
 def test_eval_empty_selection(tmp_path, margs, monkeypatch, capsys):
     code, _, err = run_main(monkeypatch, capsys, ["eval", "knowledge", "--offset", "99", "--methods", "base", *margs])
     assert code == 1 and err.startswith("error: no passages in ")

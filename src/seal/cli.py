@@ -315,6 +315,12 @@ def eval_knowledge(
         from seal.grading import make_grader
 
         judge = make_grader("judge", url=cfg.eval.judge_url, model=cfg.eval.judge_model, api_key=judge_key)
+    from seal.rest_em import policy_format
+
+    for path in policy or []:  # before the model loads
+        if policy_format(path) not in (None, "implications"):
+            fail(f"--policy {path}: that policy was trained to write {policy_format(path)} self-edits; the SEAL "
+                 "rows of `seal eval knowledge` are written as implications (train with the default format)")
     s = load_seal(cfg, grader=judge)
     policies: dict[str, int] = {}
     if policy:

@@ -127,6 +127,16 @@ def load_policy(seal: Seal, path: str | Path, slot: int = POLICY_SLOT) -> Path:
     raise RunError(f"no policy adapter under {path} (expected RUN_DIR, RUN_DIR/round-N or an adapter dir)")
 
 
+def policy_format(path: str | Path) -> str | None:
+    """The self-edit format a policy was trained to write: ``format`` in the ``config.json`` of its run (``path``
+    is the run, a round of it, or a round's ``policy`` dir); None when no run config is found."""
+    path = Path(path)
+    for d in (path, path.parent, path.parent.parent):
+        if (d / "config.json").is_file():
+            return _read_json(d / "config.json").get("format") or None
+    return None
+
+
 def train(seal: Seal, domain: Domain, contexts: Sequence[Any], run_dir: str | Path, *, fmt: str | None = None,
           resume: bool = False, data_source: str = "", progress: Callable[[str], None] | None = None,
           executor=None) -> dict[str, Any]:
