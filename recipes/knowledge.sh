@@ -6,9 +6,9 @@
 # Adds a SEAL row per ReST-EM round of $RUN (recipes/rest_em.sh) listed in ROUNDS (default: every round).
 # One `seal eval knowledge` per seed, each written to $OUT-sN.{json,jsonl} with its manifest and kept: an
 # interrupted recipe reruns only the missing seeds. The seeds are then pooled into $OUT.{json,png}
-# (`python -m seal.results merge-knowledge`) and the README table regenerated. Wall time on 2 cores: about
-# 8 s per passage and seed for `passage`, 22 s for each self-edit method (the self-edit is longer), so
-# 40 passages x 3 seeds x (passage, implications, SEAL) take ~1.7 h.
+# (`python -m seal.results merge-knowledge`) and the README table regenerated. Wall time on 2 cores, measured:
+# ~8 s per passage and seed for `passage`, ~24 s for each self-edit method (training, answering, writing), so
+# 40 passages x (base, open book, passage, implications, SEAL round 2) took 35-38 min per seed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEAL=${SEAL:-.venv/bin/seal}
