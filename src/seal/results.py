@@ -149,13 +149,18 @@ def _pts(x: float) -> str:
     return f"{100 * x:+.1f}"
 
 
+def method_order(methods) -> list[str]:
+    """Knowledge methods in reading order: no update, open book, passage, the formats, then the rest (SEAL)."""
+    order = ["base", "passage-in-prompt", "passage", "implications", "rewrite", "self-qa"]
+    return [m for m in order if m in methods] + sorted(m for m in methods if m not in order)
+
+
 def knowledge_table(root: Path = RESULTS, name: str = "single") -> str:
     """The single-passage (or ``cpt-n*``) knowledge table from ``results/knowledge/NAME.json``."""
     d = _load(root / "knowledge" / f"{name}.json")
     if d is None or "methods" not in d:
         return "_No knowledge results yet: run `bash recipes/knowledge.sh`._"
-    order = ["base", "passage-in-prompt", "passage", "implications", "rewrite", "self-qa"]
-    names = order + sorted(m for m in d["methods"] if m not in order)
+    names = [m for m in method_order(d["methods"]) if m in d["methods"]]
     out = ["| method | accuracy [95 % CI] | − passage, points [95 % CI] | s / self-edit (train + answer) | "
            "s writing | tokens trained / edit |", "|---|---:|---:|---:|---:|---:|"]
     for m in names:
@@ -244,7 +249,7 @@ def merge_knowledge(out: Path, parts: list[Path], command: list[str], plot: Path
     if plot is not None:
         from seal.report import accuracy_plot
 
-        accuracy_plot({m: v["accuracy"] for m, v in merged["methods"].items()}, plot,
+        accuracy_plot({m: merged["methods"][m]["accuracy"] for m in method_order(merged["methods"])}, plot,
                       title=f"knowledge, single, {len(merged['passages'])} passages x {len(merged['seeds'])} seeds",
                       intervals={m: v["ci95"] for m, v in merged["methods"].items()})
     return merged
