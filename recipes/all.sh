@@ -17,6 +17,8 @@ step "knowledge table" env RUN=runs/rest-em-accll ROUNDS=2 METHODS=base,passage-
     bash recipes/knowledge.sh
 step "knowledge: other self-edit formats" env RUN=none SEEDS=1 OUT=results/knowledge/formats \
     METHODS=base,passage-in-prompt,passage,rewrite,self-qa bash recipes/knowledge.sh
+step "knowledge: SEAL round 1" env RUN=runs/rest-em-accll ROUNDS=1 METHODS=base SEEDS=1 \
+    OUT=results/knowledge/round1 bash recipes/knowledge.sh
 step "multi-passage (CPT)" bash recipes/cpt.sh
 step "forgetting" bash recipes/forgetting.sh
 step "codebase" bash recipes/codebase.sh

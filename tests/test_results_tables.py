@@ -59,3 +59,23 @@ def test_rest_em_table_has_a_row_per_round_with_its_reward_rule(tmp_path):
     assert len(lines) == 4 and lines[2].startswith("| run-a | accuracy+likelihood | 1 | 8 × 4 | +0.180 (std 0.140)")
     assert "| 2 |" in lines[3] and "-0.050" in lines[3] and "88 %" in lines[2]
     assert "no rest-em runs" in results.rest_em_table(tmp_path / "empty").lower()
+
+
+def test_knowledge_pairs_pair_cells_across_files_and_skip_per_seed_parts(tmp_path):
+    from seal.evaluate import KnowledgeResult, MethodStats
+
+    def write(name, method, correct):
+        st = MethodStats()
+        for i, c in enumerate(correct):
+            st.cells.append({"passage": f"p{i}", "seed": 0, "correct": c, "n": 5})
+        d = KnowledgeResult({method: st}, len(correct), 1.0, [f"p{i}" for i in range(len(correct))], [0]).as_dict()
+        (root / "knowledge" / f"{name}.json").write_text(json.dumps(d))
+
+    root = tmp_path / "results"
+    (root / "knowledge").mkdir(parents=True)
+    write("single", "implications", [1, 1, 2, 0])
+    write("formats", "rewrite", [2, 2, 3, 1])  # one more of 5 right on each passage: +20 points, every resample
+    write("formats-s0", "self-qa", [5, 5, 5, 5])  # a per-seed part: only pooled files count
+    lines = results.knowledge_pairs_table(root).splitlines()
+    assert len(lines) == 3 and lines[2].startswith("| rewrite − implications | +20.0 [+20.0, +20.0] | 4 |")
+    assert "no paired" in results.knowledge_pairs_table(tmp_path / "none").lower()

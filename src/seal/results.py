@@ -205,10 +205,40 @@ def rest_em_table(root: Path = RESULTS) -> str:
                       "|---|---|---:|---:|---:|---:|---:|---:|", *rows])
 
 
+PAIRS = (("rewrite", "implications"), ("self-qa", "implications"), ("rewrite", "passage"),
+         ("SEAL round-1", "implications"), ("SEAL round-2", "SEAL round-1"), ("SEAL round-2", "rewrite"))
+"""Paired differences across the pooled knowledge files (the same passages and seeds in each)."""
+
+
+def knowledge_pairs_table(root: Path = RESULTS) -> str:
+    """Paired differences between methods that were run in different pooled files (``results/knowledge/*.json``
+    but the per-seed parts), over the (passage, seed) cells they share."""
+    from seal.evaluate import compare, result_from_dict
+
+    methods = {}
+    for path in sorted((root / "knowledge").glob("*.json")):
+        d = _load(path)
+        if d is None or "methods" not in d or re.search(r"-s\d+$", path.stem) or path.stem.startswith("cpt"):
+            continue
+        for m, st in result_from_dict(d).methods.items():
+            methods.setdefault(m, (st, path.stem))
+    rows = []
+    for a, b in PAIRS:
+        if a in methods and b in methods and (c := compare(methods[a][0], methods[b][0])) is not None:
+            rows.append(f"| {a} − {b} | {_pts(c['diff'])} [{_pts(c['ci95'][0])}, {_pts(c['ci95'][1])}] | "
+                        f"{c['cells']} | {methods[a][1]}, {methods[b][1]} |")
+    if not rows:
+        return "_No paired knowledge results yet: run `bash recipes/all.sh`._"
+    return "\n".join(["| difference | points [95 % CI] | cells (passage × seed) | files |",
+                      "|---|---:|---:|---|", *rows])
+
+
 TABLES: dict[str, Callable[[Path], str]] = {"forgetting": forgetting_table, "codebase": codebase_table,
                                             "routing": routing_table, "knowledge": knowledge_table,
                                             "rest_em": rest_em_table,
-                                            "knowledge_formats": lambda root: knowledge_table(root, "formats")}
+                                            "knowledge_formats": lambda root: knowledge_table(root, "formats"),
+                                            "knowledge_round1": lambda root: knowledge_table(root, "round1"),
+                                            "knowledge_pairs": knowledge_pairs_table}
 _BLOCK = re.compile(r"(<!-- results:(?P<name>[a-z_-]+) -->\n)(?P<body>.*?)(\n<!-- /results:(?P=name) -->)", re.S)
 
 
