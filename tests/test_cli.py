@@ -356,10 +356,15 @@ def test_progress_prints_a_plain_line_per_step_when_not_a_terminal():
 
     from seal.cli_common import LoggedProgress
 
-    buf = io.StringIO()
-    with LoggedProgress(console=Console(file=buf, force_terminal=False), transient=True) as bar:
-        task = bar.add_task("passages", total=3)
-        for i in (1, 2, 2, 3):
-            bar.update(task, completed=i, total=3)
-    lines = [ln for ln in buf.getvalue().splitlines() if ln.strip()]
-    assert [ln.split(" (")[0] for ln in lines] == ["passages 1/3", "passages 2/3", "passages 3/3"]
+    def lines(interval: float, counts) -> list[str]:
+        buf = io.StringIO()
+        with LoggedProgress(console=Console(file=buf, force_terminal=False), transient=True,
+                            interval=interval) as bar:
+            task = bar.add_task("passages", total=3)
+            for i in counts:
+                bar.update(task, completed=i, total=3)
+        return [ln.split(" (")[0] for ln in buf.getvalue().splitlines() if ln.strip()]
+
+    assert lines(0.0, (1, 2, 2, 3)) == ["passages 1/3", "passages 2/3", "passages 3/3"]
+    # per-step counts in quick succession: the first and the last only, not one line per step
+    assert lines(3600.0, (1, 2, 2, 3)) == ["passages 1/3", "passages 3/3"]

@@ -318,9 +318,9 @@ def eval_knowledge(
     from seal.rest_em import policy_format
 
     for path in policy or []:  # before the model loads
-        if policy_format(path) not in (None, "implications"):
-            fail(f"--policy {path}: that policy was trained to write {policy_format(path)} self-edits; the SEAL "
-                 "rows of `seal eval knowledge` are written as implications (train with the default format)")
+        if (trained_on := policy_format(path)) not in (None, "implications"):
+            fail(f"--policy {path}: that policy was trained to write {trained_on} self-edits; the SEAL rows of "
+                 "`seal eval knowledge` are written as implications (train with the default format)")
     s = load_seal(cfg, grader=judge)
     policies: dict[str, int] = {}
     if policy:
@@ -360,11 +360,9 @@ def eval_knowledge(
                                  policies=[str(p) for p in policy or []])
         atomic_write_json(json_out, d)
     if plot is not None:
-        from seal.report import accuracy_plot
+        from seal.results import knowledge_plot
 
-        accuracy_plot({m: v["accuracy"] for m, v in d["methods"].items()}, plot,
-                      title=f"knowledge, {mode}, {result.passages} passages x {len(result.seeds)} seeds",
-                      intervals={m: v["ci95"] for m, v in d["methods"].items()})
+        knowledge_plot(d, plot, mode)
 
 
 # --------------------------------------------------------------------------- train

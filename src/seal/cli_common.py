@@ -70,17 +70,27 @@ def make_config(config: Path | None, sets: list[str] | None, model: str | None =
 
 class LoggedProgress(Progress):
     """A Rich progress bar on a terminal; elsewhere (a file, a CI log), where the bar shows nothing, a plain
-    line each time a task's count moves: ``passages 8/40 (212 s)``."""
+    line when a task's count moves: ``passages 8/40 (212 s)``. At most one line per ``interval`` seconds per
+    task, but always the first and the last, so per-step counts (LoRA steps) do not flood a log."""
+
+    def __init__(self, *columns, interval: float = 10.0, **kwargs) -> None:
+        super().__init__(*columns, **kwargs)
+        self.interval = interval
+        self._logged: dict = {}  # task id -> (count, elapsed) of its last plain line
 
     def update(self, task_id, **kwargs) -> None:
-        before = self._tasks[task_id].completed if task_id in self._tasks else None
         super().update(task_id, **kwargs)
-        if not self.console.is_terminal:
-            task = self._tasks[task_id]
-            if task.completed != before:
-                total = f"/{task.total:.0f}" if task.total is not None else ""
-                self.console.print(f"{task.description} {task.completed:.0f}{total} ({task.elapsed or 0:.0f} s)",
-                                   highlight=False, markup=False)
+        if self.console.is_terminal:
+            return
+        task = next(t for t in self.tasks if t.id == task_id)
+        count, at = self._logged.get(task_id, (None, None))
+        elapsed = task.elapsed or 0.0
+        if task.completed == count or (at is not None and elapsed - at < self.interval and not task.finished):
+            return
+        self._logged[task_id] = (task.completed, elapsed)
+        total = f"/{task.total:.0f}" if task.total is not None else ""
+        self.console.print(f"{task.description} {task.completed:.0f}{total} ({elapsed:.0f} s)", highlight=False,
+                           markup=False)
 
 
 def progress_bar() -> Progress:

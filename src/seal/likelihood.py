@@ -45,14 +45,15 @@ def answer_likelihoods(lm, bank, prompts: Sequence[str], answers: Sequence[str],
         raise ValueError("one answer (and one route) per prompt")
     tok, model = lm.tokenizer, lm.model
     special = not lm.has_chat_template
+    lead = "" if lm.has_chat_template else " "  # after a chat template the answer starts a new turn
     rows = []
     for p, a in zip(prompts, answers, strict=True):
         ids_p = tok(p, add_special_tokens=special)["input_ids"]
-        lead = "" if lm.has_chat_template else " "  # after a chat template the answer starts a new turn
         ids_a = tok(lead + a.strip(), add_special_tokens=False)["input_ids"] if a.strip() else []
         rows.append((ids_p, ids_a))
     out = [1.0] * len(rows)
     todo = [i for i, (_, a) in enumerate(rows) if a]
+
     def order(i: int) -> tuple[int, int]:  # adapter-major, then by length: little padding per batch
         return (-1 if routes is None or routes[i] is None else routes[i], len(rows[i][0]) + len(rows[i][1]))
 

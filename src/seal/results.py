@@ -151,8 +151,21 @@ def _pts(x: float) -> str:
 
 def method_order(methods) -> list[str]:
     """Knowledge methods in reading order: no update, open book, passage, the formats, then the rest (SEAL)."""
-    order = ["base", "passage-in-prompt", "passage", "implications", "rewrite", "self-qa"]
+    from seal.config import KNOWLEDGE_FORMATS
+
+    order = ("base", "passage-in-prompt", *KNOWLEDGE_FORMATS)
     return [m for m in order if m in methods] + sorted(m for m in methods if m not in order)
+
+
+def knowledge_plot(d: dict, path: Path, mode: str = "single") -> None:
+    """The bar chart of a knowledge evaluation JSON (``seal eval knowledge --plot``, ``merge-knowledge --plot``):
+    each method's accuracy with its 95 % interval, in reading order."""
+    from seal.report import accuracy_plot
+
+    names = method_order(d["methods"])
+    accuracy_plot({m: d["methods"][m]["accuracy"] for m in names}, path,
+                  title=f"knowledge, {mode}, {len(d['passages'])} passages x {len(d['seeds'])} seeds",
+                  intervals={m: d["methods"][m]["ci95"] for m in names})
 
 
 def knowledge_table(root: Path = RESULTS, name: str = "single") -> str:
@@ -160,7 +173,7 @@ def knowledge_table(root: Path = RESULTS, name: str = "single") -> str:
     d = _load(root / "knowledge" / f"{name}.json")
     if d is None or "methods" not in d:
         return "_No knowledge results yet: run `bash recipes/knowledge.sh`._"
-    names = [m for m in method_order(d["methods"]) if m in d["methods"]]
+    names = method_order(d["methods"])
     out = ["| method | accuracy [95 % CI] | − passage, points [95 % CI] | s / self-edit (train + answer) | "
            "s writing | tokens trained / edit |", "|---|---:|---:|---:|---:|---:|"]
     for m in names:
@@ -277,11 +290,7 @@ def merge_knowledge(out: Path, parts: list[Path], command: list[str], plot: Path
                                          for p, d in zip(parts, ds, strict=True)])
     atomic_write_json(out, merged)
     if plot is not None:
-        from seal.report import accuracy_plot
-
-        accuracy_plot({m: merged["methods"][m]["accuracy"] for m in method_order(merged["methods"])}, plot,
-                      title=f"knowledge, single, {len(merged['passages'])} passages x {len(merged['seeds'])} seeds",
-                      intervals={m: v["ci95"] for m, v in merged["methods"].items()})
+        knowledge_plot(merged, plot)
     return merged
 
 
