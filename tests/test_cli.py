@@ -280,6 +280,13 @@ def test_eval_knowledge_json(tmp_path, margs):
     assert [p.name for p in out.parent.iterdir()] == ["out.json"]  # atomic write leaves no temp file
 
 
+def test_eval_knowledge_plot(tmp_path, margs):
+    png = tmp_path / "acc.png"
+    r = invoke(["eval", "knowledge", "--limit", "1", "--methods", "passage,base", "--plot", str(png), *margs])
+    assert r.exit_code == 0, (r.output, r.exception)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_eval_unknown_method_fails(tmp_path, margs):
     out = tmp_path / "out.json"
     r = invoke(["eval", "knowledge", "--limit", "1", "--methods", "base,bogus", "--json", str(out), *margs])
