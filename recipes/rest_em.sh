@@ -12,6 +12,7 @@ ROUNDS=${ROUNDS:-2}
 CONTEXTS=${CONTEXTS:-8}
 SAMPLES=${SAMPLES:-3}
 REWARD=${REWARD:-}            # accuracy | likelihood | accuracy+likelihood (empty: the config's default)
+FORMAT=${FORMAT:-}            # implications | rewrite | self-qa (empty: the config's default, implications)
 [ -f "$DATA" ] || { echo "error: $DATA not found (the shared SQuAD dev passages)"; exit 1; }
 SUMMARY=${SUMMARY:-results/rest_em/summary.json}
 mkdir -p "$(dirname "$SUMMARY")"
@@ -19,6 +20,7 @@ start=$(date +%s)
 START_COMMIT=$(git rev-parse HEAD 2>/dev/null)$(git diff --quiet HEAD 2>/dev/null || echo +dirty)
 ARGS=(--data "$DATA" --limit 200 --rounds "$ROUNDS" --contexts "$CONTEXTS" --samples "$SAMPLES" --out "$RUN")
 [ -n "$REWARD" ] && ARGS+=(--set "rest_em.reward=$REWARD")
+[ -n "$FORMAT" ] && ARGS+=(--set "self_edit.format=$FORMAT")
 $SEAL train knowledge "${ARGS[@]}" $([ -f "$RUN/config.json" ] && echo --resume)
 .venv/bin/python - "$RUN" "$start" "$SUMMARY" "$START_COMMIT" "${ARGS[@]}" <<'PY'
 import json, sys, time

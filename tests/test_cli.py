@@ -301,15 +301,23 @@ def test_eval_unknown_method_is_a_one_line_error(margs, monkeypatch, capsys):
     assert_user_error(code, err, "unknown method(s): bogus")
 
 
-def test_eval_refuses_a_policy_trained_on_another_format(tmp_path, margs, monkeypatch, capsys):
-    """SEAL rows are written as implications: a policy trained to write rewrites would be asked for the wrong
-    format, so it is refused by name instead of giving silently wrong figures."""
+def test_eval_writes_a_policys_own_format(tmp_path, margs, monkeypatch, capsys):
+    """A policy trained to write rewrites is asked for rewrites, named by its format and compared to the untrained
+    model's rewrite row (not to implications)."""
     run = tmp_path / "run"
-    (run / "round-1" / "policy").mkdir(parents=True)
-    (run / "config.json").write_text(json.dumps({"format": "rewrite"}))
-    code, _, err = run_main(monkeypatch, capsys, ["eval", "knowledge", "--limit", "1", "--methods", "base",
-                                                  "--policy", str(run / "round-1"), *margs])
-    assert_user_error(code, err, "trained to write rewrite self-edits")
+    train = ["train", "knowledge", "--out", str(run), "--rounds", "1", "--contexts", "1", "--samples", "1",
+             "--set", "self_edit.format=rewrite", *margs]
+    assert run_main(monkeypatch, capsys, train)[0] == 0
+    out, log = tmp_path / "eval.json", tmp_path / "eval.jsonl"
+    code, _, err = run_main(monkeypatch, capsys, ["eval", "knowledge", "--limit", "1", "--methods",
+                                                  "passage,rewrite", "--policy", str(run / "round-1"),
+                                                  "--json", str(out), "--log", str(log), *margs])
+    assert code == 0, err
+    d = json.loads(out.read_text())
+    assert d["policies"] == {"SEAL round-1 (rewrite)": "rewrite"}
+    assert set(d["methods"]["SEAL round-1 (rewrite)"]["vs"]) == {"passage", "rewrite"}
+    record = json.loads(log.read_text().splitlines()[0])
+    assert record["SEAL round-1 (rewrite)"]["self_edit"] is not None
 
 
 def test_eval_empty_selection(tmp_path, margs, monkeypatch, capsys):

@@ -156,3 +156,26 @@ def test_runs_of_other_seeds_merge_into_the_run_of_all_seeds(tiny_lm, sample_pas
     assert json.loads((tmp_path / "cli.json").read_text())["methods"] == merged["methods"]
     assert (tmp_path / "cli.png").stat().st_size > 0
     assert main(["merge-knowledge", "--out", str(tmp_path / "bad.json"), str(parts[0]), str(parts[0])]) == 2
+
+
+def test_a_policy_writes_its_own_format_and_is_compared_to_it(tiny_lm, sample_passages):
+    """policy_formats: the policy's self-edits are asked for in its format and compared to that format's row;
+    the formats survive the JSON round trip; files without them read as implications policies."""
+    from seal.evaluate import merge_results, result_from_dict
+
+    seal = _seal(tiny_lm)
+    asked = []
+    real = seal.write_self_edits
+    seal.write_self_edits = lambda dom, items, **kw: asked.append((kw.get("policy_slot"), [f for _, f in items])) \
+        or real(dom, items, **kw)
+    seal.bank.ensure_slots(1)
+    result = evaluate_knowledge(seal, sample_passages[:1], ["passage", "rewrite", "P"], policies={"P": 0},
+                                policy_formats={"P": "rewrite"})
+    assert (0, ["rewrite"]) in asked and (None, ["rewrite"]) in asked
+    d = result.as_dict()
+    assert d["policies"] == {"P": "rewrite"} and set(d["methods"]["P"]["vs"]) == {"passage", "rewrite"}
+    assert "− rewrite" in markdown_table(result)
+    assert merge_results([d]).policy_formats == {"P": "rewrite"}
+    legacy = {**d, "methods": {**d["methods"], "P": {**d["methods"]["P"], "vs": {"implications": {}}}}}
+    del legacy["policies"]
+    assert result_from_dict(legacy).policy_formats == {"P": "implications"}

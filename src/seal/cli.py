@@ -265,7 +265,8 @@ def eval_knowledge(
     log: Annotated[Path | None, typer.Option(help="Per-passage JSONL log (answers, self-edits).")] = None,
     plot: Annotated[Path | None, typer.Option(help="Write an accuracy bar chart (PNG) here.")] = None,
     policy: Annotated[list[Path] | None, typer.Option(
-        help="ReST-EM RUN_DIR or RUN_DIR/round-N (repeatable): adds 'SEAL <name>' methods.")] = None,
+        help="ReST-EM RUN_DIR or RUN_DIR/round-N (repeatable): adds 'SEAL <name>' methods, each "
+        "writing the self-edit format its run trained (compared to that format's untrained row).")] = None,
     teacher_url: Annotated[str, typer.Option(help="OpenAI-compatible URL of a teacher model.")] = "",
     teacher_model: Annotated[str, typer.Option(help="Teacher model name: adds the 'teacher' method.")] = "",
     teacher_key: Annotated[str, typer.Option(
@@ -317,20 +318,19 @@ def eval_knowledge(
         judge = make_grader("judge", url=cfg.eval.judge_url, model=cfg.eval.judge_model, api_key=judge_key)
     from seal.rest_em import policy_format
 
-    for path in policy or []:  # before the model loads
-        if (trained_on := policy_format(path)) not in (None, "implications"):
-            fail(f"--policy {path}: that policy was trained to write {trained_on} self-edits; the SEAL rows of "
-                 "`seal eval knowledge` are written as implications (train with the default format)")
+    trained_on = [policy_format(path) or "implications" for path in policy or []]  # before the model loads
     s = load_seal(cfg, grader=judge)
     policies: dict[str, int] = {}
+    policy_formats: dict[str, str] = {}
     if policy:
         from seal.rest_em import load_policy
 
-        for slot, path in enumerate(policy):
+        for slot, (path, fmt) in enumerate(zip(policy, trained_on, strict=True)):
             loaded = load_policy(s, path, slot=slot)
             name = f"SEAL {loaded.parent.name}" if loaded.name == "policy" else f"SEAL {loaded.name}"
+            name = name if fmt == "implications" else f"{name} ({fmt})"
             name = name if name not in policies else f"{name} ({slot})"
-            policies[name] = slot
+            policies[name], policy_formats[name] = slot, fmt
             method_list.append(name)
     run = evaluate_knowledge if mode == "single" else evaluate_knowledge_cpt
     if executor != "local" and mode != "single":
@@ -344,7 +344,8 @@ def eval_knowledge(
     try:
         with progress_bar() as bar:
             task = bar.add_task("passages" if mode == "single" else "self-edits + training", total=len(passages))
-            result = run(s, passages, method_list, seed=seed, policies=policies, writers=writers,
+            result = run(s, passages, method_list, seed=seed, policies=policies, policy_formats=policy_formats,
+                         writers=writers,
                          progress=lambda d, t: bar.update(task, completed=d, total=t), **extra)
     finally:
         if ex is not None:

@@ -3,8 +3,8 @@ passage, accuracy per method, over one or more seeds, with intervals.
 
 Methods: ``base`` (no update: closed book), ``passage-in-prompt`` (no update, the passage in the prompt: open
 book, what retrieval would give), ``passage`` (train on the passage only), ``implications``, ``rewrite``,
-``self-qa`` (the model's own self-edit of that format, plus the passage), policies (implications written by a
-ReST-EM-trained policy adapter, ``rest_em.py``) and writers (e.g. a teacher model). All methods of
+``self-qa`` (the model's own self-edit of that format, plus the passage), policies (self-edits written by a
+ReST-EM-trained policy adapter, ``rest_em.py``, in the format it was trained on) and writers (e.g. a teacher model). All methods of
 ``eval.passages_per_pass`` passages train together (one adapter slot each) and answer in one batched call::
 
     seal = Seal.load(cfg, slots=4)
@@ -14,7 +14,7 @@ ReST-EM-trained policy adapter, ``rest_em.py``) and writers (e.g. a teacher mode
 Each seed samples new self-edits (``seed * 100_003 + passage index``) and trains from a new adapter init. Every
 (passage, seed) is a *cell*: its accuracy is kept, and a method's accuracy is over all its questions. The 95 %
 intervals resample whole passages (with all their seeds; ``seal.stats``); each method is also compared with
-``passage`` and policies with ``implications``, as paired differences over the same cells. Costs are each
+``passage`` and policies with the untrained model's row of their format, as paired differences over the same cells. Costs are each
 method's own: the seconds of a shared training pass split by the tokens each adapter trained on, of a shared
 answering pass by the tokens each generated, and of writing by the tokens each self-edit took.
 """
@@ -108,6 +108,8 @@ class KnowledgeResult:
     passage_ids: list[str] = field(default_factory=list)
     seeds: list[int] = field(default_factory=list)
     policies: tuple[str, ...] = ()
+    policy_formats: dict[str, str] = field(default_factory=dict)
+    """Policy row -> the self-edit format it writes (default ``implications``): its untrained counterpart."""
 
     def comparisons(self) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
@@ -116,9 +118,9 @@ class KnowledgeResult:
             rows = {}
             if ref is not None and m != "passage" and (c := compare(st, ref)) is not None:
                 rows["passage"] = c
-            if m in self.policies and "implications" in self.methods:
-                if (c := compare(st, self.methods["implications"])) is not None:
-                    rows["implications"] = c
+            if m in self.policies and (own := self.policy_formats.get(m, "implications")) in self.methods:
+                if own != "passage" and (c := compare(st, self.methods[own])) is not None:
+                    rows[own] = c
             if rows:
                 out[m] = rows
         return out
@@ -129,10 +131,12 @@ class KnowledgeResult:
         for m, st in self.methods.items():
             methods[m] = st.as_dict()
             methods[m]["vs"] = cmp.get(m, {})
-        return {"methods": methods, "passages": self.passage_ids, "seeds": self.seeds, "wall_s": self.wall_s}
+        return {"methods": methods, "passages": self.passage_ids, "seeds": self.seeds, "wall_s": self.wall_s,
+                "policies": {m: self.policy_formats.get(m, "implications") for m in self.policies}}
 
 
-def _setup(seal: Seal, methods: list[str], policies: dict[str, int], writers: dict[str, Writer]):
+def _setup(seal: Seal, methods: list[str], policies: dict[str, int], writers: dict[str, Writer],
+           policy_formats: dict[str, str] | None = None):
     """Validate the methods; the domain, method -> self-edit format, trained methods, their slots, a result."""
     known = BASELINE_METHODS + tuple(policies) + tuple(writers)
     unknown = [m for m in methods if m not in known]
@@ -141,15 +145,17 @@ def _setup(seal: Seal, methods: list[str], policies: dict[str, int], writers: di
                          "'policy' needs --policy RUN_DIR, 'teacher' needs --teacher-url)")
     dom = KnowledgeDomain(seal.cfg.self_edit.include_passage, seal.cfg.self_edit.max_sequences)
 
+    policy_formats = {m: (policy_formats or {}).get(m, "implications") for m in policies}
+
     def fmt_of(method: str) -> str:
-        return "implications" if method in policies or method in writers else method
+        return policy_formats.get(method) or ("implications" if method in writers else method)
 
     trained = [m for m in methods if m not in UNTRAINED]
     first_free = max(policies.values(), default=-1) + 1
     slots = {m: first_free + i for i, m in enumerate(trained)}
     seal.bank.ensure_slots(first_free + len(trained))
     return dom, fmt_of, trained, slots, KnowledgeResult({m: MethodStats() for m in methods},
-                                                         policies=tuple(policies))
+                                                         policies=tuple(policies), policy_formats=policy_formats)
 
 
 def open_book(seal: Seal, dom: KnowledgeDomain, passages: Sequence[Passage]) -> list[list[bool]]:
@@ -181,11 +187,12 @@ class EvalPass:
     methods: list[str]
     policies: dict[str, int]
     writers: dict[str, Writer]
+    policy_formats: dict[str, str] = field(default_factory=dict)
 
 
 def eval_pass(seal: Seal, domain, job: EvalPass) -> tuple[int, KnowledgeResult, list[dict[str, Any]]]:
     """Run one :class:`EvalPass` on ``seal`` (a Ray actor's engine): (its index, its partial result, records)."""
-    dom, fmt_of, trained, slots, result = _setup(seal, job.methods, job.policies, job.writers)
+    dom, fmt_of, trained, slots, result = _setup(seal, job.methods, job.policies, job.writers, job.policy_formats)
     per_pass = max(1, min(seal.cfg.eval.passages_per_pass, len(job.passages)))
     if trained:
         seal.bank.ensure_slots(max(slots.values()) + 1 + (per_pass - 1) * len(trained))
@@ -213,9 +220,12 @@ def result_from_dict(d: dict[str, Any]) -> KnowledgeResult:
                                  eval_s=(v["s_per_edit"] - v["s_train_per_edit"]) * n,
                                  write_s=v["s_write_per_edit"] * n, edits=n, failed_edits=v["failed_edits"],
                                  train_tokens=round(v["train_tokens_per_edit"] * n))
-    policies = tuple(m for m, v in d["methods"].items() if "implications" in v.get("vs", {}))
+    if "policies" in d:
+        formats = dict(d["policies"])
+    else:  # files written before policies were recorded: a policy row was the one compared to implications
+        formats = {m: "implications" for m, v in d["methods"].items() if "implications" in v.get("vs", {})}
     return KnowledgeResult(methods, len(d["passages"]), d.get("wall_s", 0.0), list(d["passages"]),
-                           list(d["seeds"]), policies)
+                           list(d["seeds"]), tuple(formats), formats)
 
 
 def merge_results(parts: Sequence[dict[str, Any]]) -> KnowledgeResult:
@@ -232,7 +242,8 @@ def merge_results(parts: Sequence[dict[str, Any]]) -> KnowledgeResult:
         raise ValueError(f"the runs to merge share seeds: {sorted(seeds)}")
     out = KnowledgeResult({m: MethodStats() for m in first.methods}, first.passages,
                           sum(r.wall_s for r in results), first.passage_ids, sorted(seeds),
-                          tuple(sorted({p for r in results for p in r.policies})))
+                          tuple(sorted({p for r in results for p in r.policies})),
+                          {m: f for r in results for m, f in r.policy_formats.items()})
     for r in results:
         _merge(out, r)
     return out
@@ -249,26 +260,29 @@ def _merge(into: KnowledgeResult, part: KnowledgeResult) -> None:
 
 def evaluate_knowledge(seal: Seal, passages: list[Passage], methods: list[str], *, seed: int = 0,
                        seeds: Sequence[int] | None = None, policies: dict[str, int] | None = None,
+                       policy_formats: dict[str, str] | None = None,
                        writers: dict[str, Writer] | None = None, log_path: str | Path | None = None,
                        progress: Callable[[int, int], None] | None = None, executor=None) -> KnowledgeResult:
     """Run the single-passage protocol for each of ``seeds`` (default ``[seed]``); per-(passage, seed) details
     go to ``log_path`` (JSONL) when given.
 
-    ``policies`` maps extra method names to policy adapter slots (their self-edits are implications written
-    with that adapter); ``writers`` maps extra method names to external writers (e.g. a teacher model).
+    ``policies`` maps extra method names to policy adapter slots (their self-edits are written with that
+    adapter, in the format ``policy_formats`` gives them, default implications, and compared to that format's
+    row); ``writers`` maps extra method names to external writers (e.g. a teacher model).
     ``executor`` (a :class:`seal.executor_ray.RayExecutor`) runs the passes on its actors; the figures are
     merged in pass order, so they equal an in-process run's on the same device, dtype and threads.
     """
     policies, writers = policies or {}, writers or {}
     seeds = list(seeds) if seeds else [seed]
-    dom, fmt_of, trained, slots, result = _setup(seal, methods, policies, writers)
+    dom, fmt_of, trained, slots, result = _setup(seal, methods, policies, writers, policy_formats)
     result.passage_ids, result.seeds = [p.id for p in passages], seeds
     per_pass = max(1, min(seal.cfg.eval.passages_per_pass, len(passages)))
     start = time.perf_counter()
     jobs: list[EvalPass] = []
     for s in seeds:
         for first in range(0, len(passages), per_pass):
-            jobs.append(EvalPass(len(jobs), s, first, passages[first:first + per_pass], methods, policies, writers))
+            jobs.append(EvalPass(len(jobs), s, first, passages[first:first + per_pass], methods, policies, writers,
+                                 result.policy_formats))
     total, done = len(passages) * len(seeds), 0
     if executor is not None and getattr(executor, "name", "local") != "local":
         executor.broadcast("eval-policies", _load_adapters, {slot: seal.bank.state_dict(slot)
@@ -380,11 +394,11 @@ def _write_self_edits(seal: Seal, dom: KnowledgeDomain, passage: Passage, traine
 
 def evaluate_knowledge_cpt(seal: Seal, passages: list[Passage], methods: list[str], *, seed: int = 0,
                            policies: dict[str, int] | None = None, writers: dict[str, Writer] | None = None,
-                           progress: Callable[[int, int], None] | None = None) -> KnowledgeResult:
+                           policy_formats: dict[str, str] | None = None, progress: Callable[[int, int], None] | None = None) -> KnowledgeResult:
     """The multi-passage setting (continued pretraining): one adapter per method trained on the self-edits of
     all passages at once, then evaluated on all their questions."""
     policies, writers = policies or {}, writers or {}
-    dom, fmt_of, trained, slots, result = _setup(seal, methods, policies, writers)
+    dom, fmt_of, trained, slots, result = _setup(seal, methods, policies, writers, policy_formats)
     result.passage_ids, result.seeds = [p.id for p in passages], [seed]
     start = time.perf_counter()
     examples: dict[str, list] = {m: [] for m in trained}
@@ -443,9 +457,9 @@ def markdown_table(result: KnowledgeResult) -> str:
         lo, hi = d["ci95"]
         vs = d["vs"].get("passage")
         diff = f"{_pts(vs['diff'])} [{_pts(vs['ci95'][0])}, {_pts(vs['ci95'][1])}]" if vs else "–"
-        if "implications" in d["vs"]:
-            v = d["vs"]["implications"]
-            diff += f"; − implications {_pts(v['diff'])} [{_pts(v['ci95'][0])}, {_pts(v['ci95'][1])}]"
+        for ref, v in d["vs"].items():
+            if ref != "passage":
+                diff += f"; − {ref} {_pts(v['diff'])} [{_pts(v['ci95'][0])}, {_pts(v['ci95'][1])}]"
         s = f"{d['s_per_edit']:.1f}" if d["edits"] else "–"
         w = f"{d['s_write_per_edit']:.1f}" if d["s_write_per_edit"] else "–"
         lines.append(f"| {m} | {100 * d['accuracy']:.1f} % [{100 * lo:.1f}, {100 * hi:.1f}] | {d['n_questions']} | "

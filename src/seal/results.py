@@ -182,9 +182,9 @@ def knowledge_table(root: Path = RESULTS, name: str = "single") -> str:
             continue
         vs = v.get("vs", {}).get("passage")
         diff = f"{_pts(vs['diff'])} [{_pts(vs['ci95'][0])}, {_pts(vs['ci95'][1])}]" if vs else "–"
-        if "implications" in v.get("vs", {}):
-            w = v["vs"]["implications"]
-            diff += f"; − implications {_pts(w['diff'])} [{_pts(w['ci95'][0])}, {_pts(w['ci95'][1])}]"
+        for ref, w in v.get("vs", {}).items():
+            if ref != "passage":
+                diff += f"; − {ref} {_pts(w['diff'])} [{_pts(w['ci95'][0])}, {_pts(w['ci95'][1])}]"
         cost = f"{v['s_per_edit']:.1f}" if v["edits"] else "–"
         write = f"{v['s_write_per_edit']:.1f}" if v.get("s_write_per_edit", 0) >= 0.05 else "–"
         tokens = f"{v['train_tokens_per_edit']:.0f}" if v["edits"] else "–"
