@@ -64,11 +64,13 @@ def test_rest_em_table_has_a_row_per_round_with_its_reward_rule(tmp_path):
 def test_knowledge_pairs_pair_cells_across_files_and_skip_per_seed_parts(tmp_path):
     from seal.evaluate import KnowledgeResult, MethodStats
 
-    def write(name, method, correct):
+    def write(name, method, correct, seeds=(0,)):
         st = MethodStats()
-        for i, c in enumerate(correct):
-            st.cells.append({"passage": f"p{i}", "seed": 0, "correct": c, "n": 5})
-        d = KnowledgeResult({method: st}, len(correct), 1.0, [f"p{i}" for i in range(len(correct))], [0]).as_dict()
+        for s in seeds:
+            for i, c in enumerate(correct):
+                st.cells.append({"passage": f"p{i}", "seed": s, "correct": c, "n": 5})
+        d = KnowledgeResult({method: st}, len(correct), 1.0, [f"p{i}" for i in range(len(correct))],
+                            list(seeds)).as_dict()
         (root / "knowledge" / f"{name}.json").write_text(json.dumps(d))
 
     root = tmp_path / "results"
@@ -78,4 +80,8 @@ def test_knowledge_pairs_pair_cells_across_files_and_skip_per_seed_parts(tmp_pat
     write("formats-s0", "self-qa", [5, 5, 5, 5])  # a per-seed part: only pooled files count
     lines = results.knowledge_pairs_table(root).splitlines()
     assert len(lines) == 3 and lines[2].startswith("| rewrite − implications | +20.0 [+20.0, +20.0] | 4 |")
+    write("more", "implications", [0, 0, 1, 0], seeds=(0, 1))  # a second file of implications, with 2 seeds
+    write("more-rewrite", "rewrite", [1, 1, 2, 1], seeds=(0, 1))
+    lines = results.knowledge_pairs_table(root).splitlines()
+    assert lines[2] == "| rewrite − implications | +20.0 [+20.0, +20.0] | 8 | more-rewrite, more |"
     assert "no paired" in results.knowledge_pairs_table(tmp_path / "none").lower()

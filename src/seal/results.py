@@ -219,27 +219,33 @@ def rest_em_table(root: Path = RESULTS) -> str:
 
 
 PAIRS = (("rewrite", "implications"), ("self-qa", "implications"), ("rewrite", "passage"),
-         ("SEAL round-1", "implications"), ("SEAL round-2", "SEAL round-1"), ("SEAL round-2", "rewrite"))
+         ("SEAL round-1", "implications"), ("SEAL round-2", "SEAL round-1"), ("SEAL round-2", "rewrite"),
+         ("SEAL round-2 (rewrite)", "rewrite"), ("SEAL round-2 (rewrite)", "passage"),
+         ("SEAL round-2 (rewrite)", "implications"), ("SEAL round-2 (rewrite)", "SEAL round-2"))
 """Paired differences across the pooled knowledge files (the same passages and seeds in each)."""
 
 
 def knowledge_pairs_table(root: Path = RESULTS) -> str:
     """Paired differences between methods that were run in different pooled files (``results/knowledge/*.json``
-    but the per-seed parts), over the (passage, seed) cells they share."""
+    but the per-seed parts), over the (passage, seed) cells they share. A method run in several files is taken
+    from the pair of files that share the most cells (e.g. the file with the most seeds)."""
     from seal.evaluate import compare, result_from_dict
 
-    methods = {}
+    methods: dict[str, list] = {}
     for path in sorted((root / "knowledge").glob("*.json")):
         d = _load(path)
         if d is None or "methods" not in d or re.search(r"-s\d+$", path.stem) or path.stem.startswith("cpt"):
             continue
         for m, st in result_from_dict(d).methods.items():
-            methods.setdefault(m, (st, path.stem))
+            methods.setdefault(m, []).append((st, path.stem))
     rows = []
     for a, b in PAIRS:
-        if a in methods and b in methods and (c := compare(methods[a][0], methods[b][0])) is not None:
+        found = [(c, fa, fb) for sa, fa in methods.get(a, []) for sb, fb in methods.get(b, [])
+                 if (c := compare(sa, sb)) is not None]
+        if found:
+            c, fa, fb = max(found, key=lambda x: x[0]["cells"])  # the first of equals: files in name order
             rows.append(f"| {a} − {b} | {_pts(c['diff'])} [{_pts(c['ci95'][0])}, {_pts(c['ci95'][1])}] | "
-                        f"{c['cells']} | {methods[a][1]}, {methods[b][1]} |")
+                        f"{c['cells']} | {fa}, {fb} |")
     if not rows:
         return "_No paired knowledge results yet: run `bash recipes/all.sh`._"
     return "\n".join(["| difference | points [95 % CI] | cells (passage × seed) | files |",
