@@ -14,6 +14,7 @@ def test_readme_tables_equal_the_generated_ones():
     text = results.README.read_text(encoding="utf-8")
     names = [m.group("name") for m in results._BLOCK.finditer(text)]
     assert {"forgetting", "codebase", "routing"} <= set(names)
+    assert len(names) == text.count("<!-- results:"), "a results block the pattern does not see is never checked"
     assert results.stale_blocks(text) == [], "run `python -m seal.results readme` after changing results/"
 
 

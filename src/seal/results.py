@@ -258,7 +258,7 @@ TABLES: dict[str, Callable[[Path], str]] = {"forgetting": forgetting_table, "cod
                                             "knowledge_formats": lambda root: knowledge_table(root, "formats"),
                                             "knowledge_round1": lambda root: knowledge_table(root, "round1"),
                                             "knowledge_pairs": knowledge_pairs_table}
-_BLOCK = re.compile(r"(<!-- results:(?P<name>[a-z_-]+) -->\n)(?P<body>.*?)(\n<!-- /results:(?P=name) -->)", re.S)
+_BLOCK = re.compile(r"(<!-- results:(?P<name>[a-z0-9_-]+) -->\n)(?P<body>.*?)(\n<!-- /results:(?P=name) -->)", re.S)
 
 
 def render_readme(text: str, root: Path = RESULTS) -> str:
