@@ -19,6 +19,10 @@ step "knowledge: other self-edit formats" env RUN=none SEEDS=1 OUT=results/knowl
     METHODS=base,passage-in-prompt,passage,rewrite,self-qa bash recipes/knowledge.sh
 step "knowledge: SEAL round 1" env RUN=runs/rest-em-accll ROUNDS=1 METHODS=base SEEDS=1 \
     OUT=results/knowledge/round1 bash recipes/knowledge.sh
+step "ReST-EM on the rewrite format" env RUN=runs/rest-em-rewrite REWARD=accuracy+likelihood SAMPLES=4 FORMAT=rewrite \
+    SUMMARY=results/rest_em/rewrite-accuracy+likelihood.json bash recipes/rest_em.sh
+step "knowledge: SEAL on the rewrite format" env RUN=runs/rest-em-rewrite ROUNDS=2 METHODS=base,rewrite \
+    OUT=results/knowledge/seal-rewrite bash recipes/knowledge.sh
 step "multi-passage (CPT)" bash recipes/cpt.sh
 step "forgetting" bash recipes/forgetting.sh
 step "codebase" bash recipes/codebase.sh

@@ -207,15 +207,17 @@ def rest_em_table(root: Path = RESULTS) -> str:
         d = _load(path)
         if d is None or "rounds" not in d:
             continue
-        cfg = ((d.get("manifest") or {}).get("config") or {}).get("seal", {}).get("rest_em", {})
+        run_cfg = (d.get("manifest") or {}).get("config") or {}
+        cfg = run_cfg.get("seal", {}).get("rest_em", {})
         for r in d["rounds"]:
-            rows.append(f"| {path.stem} | {cfg.get('reward', 'accuracy')} | {r['round']} | {r['contexts']} × "
+            rows.append(f"| {path.stem} | {run_cfg.get('format', 'implications')} | {cfg.get('reward', 'accuracy')} | "
+                        f"{r['round']} | {r['contexts']} × "
                         f"{r['samples']} | {r['mean_reward']:+.3f} (std {r['std_reward']:.3f}) | "
                         f"{100 * r['positive_fraction']:.0f} % | {r['selected']} | {r['wall_s']:.0f} s |")
     if not rows:
         return "_No ReST-EM runs yet: run `bash recipes/rest_em.sh`._"
-    return "\n".join(["| run | reward | round | contexts × samples | mean reward | positive | kept | wall |",
-                      "|---|---|---:|---:|---:|---:|---:|---:|", *rows])
+    return "\n".join(["| run | self-edit format | reward | round | contexts × samples | mean reward | positive | kept "
+                      "| wall |", "|---|---|---|---:|---:|---:|---:|---:|---:|", *rows])
 
 
 PAIRS = (("rewrite", "implications"), ("self-qa", "implications"), ("rewrite", "passage"),
