@@ -2,7 +2,8 @@
 # The knowledge-incorporation table (the paper's Table 2, single passage) on the default model: every method on
 # the shared SQuAD dev passages [OFFSET, OFFSET + LIMIT) (default 1000..1039: disjoint from the ReST-EM training
 # contexts, which recipes/rest_em.sh draws from passages 0..199), SEEDS seeds (self-edit sampling and adapter
-# init), 95 % intervals over passages, paired differences to `passage` (and SEAL rows to `implications`).
+# init), 95 % intervals over passages, paired differences to `passage` (and SEAL rows to the row of the format
+# their run trained: `implications`, or e.g. `rewrite` for a FORMAT=rewrite run, when METHODS has it).
 # Adds a SEAL row per ReST-EM round of $RUN (recipes/rest_em.sh) listed in ROUNDS (default: every round).
 # One `seal eval knowledge` per seed, each written to $OUT-sN.{json,jsonl} with its manifest and kept: an
 # interrupted recipe reruns only the missing seeds. The seeds are then pooled into $OUT.{json,png}
