@@ -21,7 +21,7 @@ step "knowledge: SEAL round 1" env RUN=runs/rest-em-accll ROUNDS=1 METHODS=base 
     OUT=results/knowledge/round1 bash recipes/knowledge.sh
 step "ReST-EM on the rewrite format" env RUN=runs/rest-em-rewrite REWARD=accuracy+likelihood SAMPLES=4 FORMAT=rewrite \
     SUMMARY=results/rest_em/rewrite-accuracy+likelihood.json bash recipes/rest_em.sh
-step "knowledge: SEAL on the rewrite format" env RUN=runs/rest-em-rewrite ROUNDS=2 METHODS=base,rewrite \
+step "knowledge: SEAL on the rewrite format" env RUN=runs/rest-em-rewrite ROUNDS=2 METHODS=base,rewrite SEEDS=2 \
     OUT=results/knowledge/seal-rewrite bash recipes/knowledge.sh
 step "multi-passage (CPT)" bash recipes/cpt.sh
 step "forgetting" bash recipes/forgetting.sh

@@ -259,6 +259,8 @@ TABLES: dict[str, Callable[[Path], str]] = {"forgetting": forgetting_table, "cod
                                             "rest_em": rest_em_table,
                                             "knowledge_formats": lambda root: knowledge_table(root, "formats"),
                                             "knowledge_round1": lambda root: knowledge_table(root, "round1"),
+                                            "knowledge_seal_rewrite":
+                                                lambda root: knowledge_table(root, "seal-rewrite"),
                                             "knowledge_pairs": knowledge_pairs_table}
 _BLOCK = re.compile(r"(<!-- results:(?P<name>[a-z0-9_-]+) -->\n)(?P<body>.*?)(\n<!-- /results:(?P=name) -->)", re.S)
 
