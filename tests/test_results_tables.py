@@ -85,4 +85,10 @@ def test_knowledge_pairs_pair_cells_across_files_and_skip_per_seed_parts(tmp_pat
     write("more-rewrite", "rewrite", [1, 1, 2, 1], seeds=(0, 1))
     lines = results.knowledge_pairs_table(root).splitlines()
     assert lines[2] == "| rewrite − implications | +20.0 [+20.0, +20.0] | 8 | more-rewrite, more |"
+    both = KnowledgeResult({m: MethodStats(cells=[{"passage": f"p{i}", "seed": s, "correct": c, "n": 5}
+                                                  for s in (0, 1) for i, c in enumerate(cs)])
+                            for m, cs in (("implications", [1, 1, 2, 0]), ("rewrite", [1, 1, 2, 0]))},
+                           4, 1.0, [f"p{i}" for i in range(4)], [0, 1]).as_dict()
+    (root / "knowledge" / "zz-both.json").write_text(json.dumps(both))  # equal cells, one file: preferred
+    assert "| 8 | zz-both, zz-both |" in results.knowledge_pairs_table(root).splitlines()[2]
     assert "no paired" in results.knowledge_pairs_table(tmp_path / "none").lower()

@@ -230,7 +230,8 @@ PAIRS = (("rewrite", "implications"), ("self-qa", "implications"), ("rewrite", "
 def knowledge_pairs_table(root: Path = RESULTS) -> str:
     """Paired differences between methods that were run in different pooled files (``results/knowledge/*.json``
     but the per-seed parts), over the (passage, seed) cells they share. A method run in several files is taken
-    from the pair of files that share the most cells (e.g. the file with the most seeds)."""
+    from the pair of files that share the most cells (e.g. the file with the most seeds), and of equals from one
+    file when both rows are in it."""
     from seal.evaluate import compare, result_from_dict
 
     methods: dict[str, list] = {}
@@ -245,7 +246,8 @@ def knowledge_pairs_table(root: Path = RESULTS) -> str:
         found = [(c, fa, fb) for sa, fa in methods.get(a, []) for sb, fb in methods.get(b, [])
                  if (c := compare(sa, sb)) is not None]
         if found:
-            c, fa, fb = max(found, key=lambda x: x[0]["cells"])  # the first of equals: files in name order
+            # most cells; of equals, one file's own pair (its table's figure), then the first in name order
+            c, fa, fb = max(found, key=lambda x: (x[0]["cells"], x[1] == x[2]))
             rows.append(f"| {a} − {b} | {_pts(c['diff'])} [{_pts(c['ci95'][0])}, {_pts(c['ci95'][1])}] | "
                         f"{c['cells']} | {fa}, {fb} |")
     if not rows:
