@@ -455,11 +455,9 @@ def markdown_table(result: KnowledgeResult) -> str:
              "s writing | failed edits |", "|---|---:|---:|---:|---:|---:|---:|"]
     for m, d in result.as_dict()["methods"].items():
         lo, hi = d["ci95"]
-        vs = d["vs"].get("passage")
-        diff = f"{_pts(vs['diff'])} [{_pts(vs['ci95'][0])}, {_pts(vs['ci95'][1])}]" if vs else "–"
-        for ref, v in d["vs"].items():
-            if ref != "passage":
-                diff += f"; − {ref} {_pts(v['diff'])} [{_pts(v['ci95'][0])}, {_pts(v['ci95'][1])}]"
+        parts = [(f"− {ref} " if ref != "passage" else "") + f"{_pts(v['diff'])} [{_pts(v['ci95'][0])}, "
+                 f"{_pts(v['ci95'][1])}]" for ref, v in sorted(d["vs"].items(), key=lambda x: x[0] != "passage")]
+        diff = "; ".join(parts) or "–"
         s = f"{d['s_per_edit']:.1f}" if d["edits"] else "–"
         w = f"{d['s_write_per_edit']:.1f}" if d["s_write_per_edit"] else "–"
         lines.append(f"| {m} | {100 * d['accuracy']:.1f} % [{100 * lo:.1f}, {100 * hi:.1f}] | {d['n_questions']} | "

@@ -180,11 +180,9 @@ def knowledge_table(root: Path = RESULTS, name: str = "single") -> str:
         v = d["methods"].get(m)
         if v is None:
             continue
-        vs = v.get("vs", {}).get("passage")
-        diff = f"{_pts(vs['diff'])} [{_pts(vs['ci95'][0])}, {_pts(vs['ci95'][1])}]" if vs else "–"
-        for ref, w in v.get("vs", {}).items():
-            if ref != "passage":
-                diff += f"; − {ref} {_pts(w['diff'])} [{_pts(w['ci95'][0])}, {_pts(w['ci95'][1])}]"
+        parts = [(f"− {ref} " if ref != "passage" else "") + f"{_pts(w['diff'])} [{_pts(w['ci95'][0])}, "
+                 f"{_pts(w['ci95'][1])}]" for ref, w in sorted(v.get("vs", {}).items(), key=lambda x: x[0] != "passage")]
+        diff = "; ".join(parts) or "–"
         cost = f"{v['s_per_edit']:.1f}" if v["edits"] else "–"
         write = f"{v['s_write_per_edit']:.1f}" if v.get("s_write_per_edit", 0) >= 0.05 else "–"
         tokens = f"{v['train_tokens_per_edit']:.0f}" if v["edits"] else "–"
