@@ -2,9 +2,9 @@
 # Every result in the README, regenerated from the shared data and the default model, then the README's tables
 # rewritten from results/ (python -m seal.results readme). Expected wall time on the 2-core development machine:
 # ~8 h (ReST-EM ~27 min, knowledge table ~35-40 min per seed at 40 passages (3 seeds), the other formats ~35 min,
-# SEAL round 1 ~15 min, ReST-EM on rewrite ~30 min and its rows ~35 min per seed (2 seeds), forgetting ~75 min, codebase ~20 min, ARC ~40 min, CPT ~35 min, benchmarks ~25 min, kill soak and routing
-# threshold ~2 min). Each step skips nothing it has not
-# done; rerun after an interruption (ReST-EM resumes, finished forgetting results are kept).
+# SEAL round 1 ~15 min, ReST-EM on rewrite ~30 min and its rows ~40 min per seed (2 seeds), forgetting ~75 min,
+# codebase ~20 min, ARC ~40 min, CPT ~35 min, benchmarks ~25 min, kill soak and routing threshold ~2 min).
+# Each step skips nothing it has not done; rerun after an interruption (ReST-EM resumes, finished forgetting results are kept).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)

@@ -175,7 +175,7 @@ def test_a_policy_writes_its_own_format_and_is_compared_to_it(tiny_lm, sample_pa
     d = result.as_dict()
     assert d["policies"] == {"P": "rewrite"} and set(d["methods"]["P"]["vs"]) == {"passage", "rewrite"}
     assert "− rewrite" in markdown_table(result)
-    assert merge_results([d]).policy_formats == {"P": "rewrite"}
+    assert merge_results([d]).policies == {"P": "rewrite"}
     legacy = {**d, "methods": {**d["methods"], "P": {**d["methods"]["P"], "vs": {"implications": {}}}}}
     del legacy["policies"]
-    assert result_from_dict(legacy).policy_formats == {"P": "implications"}
+    assert result_from_dict(legacy).policies == {"P": "implications"}

@@ -57,7 +57,8 @@ def test_rest_em_table_has_a_row_per_round_with_its_reward_rule(tmp_path):
          "manifest": {"config": {"format": "rewrite", "seal": {"rest_em": {"reward": "accuracy+likelihood"}}}}}
     (root / "rest_em" / "run-a.json").write_text(json.dumps(d))
     lines = results.rest_em_table(root).splitlines()
-    assert len(lines) == 4 and lines[2].startswith("| run-a | rewrite | accuracy+likelihood | 1 | 8 × 4 | +0.180 (std 0.140)")
+    assert len(lines) == 4
+    assert lines[2].startswith("| run-a | rewrite | accuracy+likelihood | 1 | 8 × 4 | +0.180 (std 0.140)")
     assert "| 2 |" in lines[3] and "-0.050" in lines[3] and "88 %" in lines[2]
     assert "no rest-em runs" in results.rest_em_table(tmp_path / "empty").lower()
 

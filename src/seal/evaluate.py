@@ -4,8 +4,9 @@ passage, accuracy per method, over one or more seeds, with intervals.
 Methods: ``base`` (no update: closed book), ``passage-in-prompt`` (no update, the passage in the prompt: open
 book, what retrieval would give), ``passage`` (train on the passage only), ``implications``, ``rewrite``,
 ``self-qa`` (the model's own self-edit of that format, plus the passage), policies (self-edits written by a
-ReST-EM-trained policy adapter, ``rest_em.py``, in the format it was trained on) and writers (e.g. a teacher model). All methods of
-``eval.passages_per_pass`` passages train together (one adapter slot each) and answer in one batched call::
+ReST-EM-trained policy adapter, ``rest_em.py``, in the format it was trained on) and writers (e.g. a teacher
+model). All methods of ``eval.passages_per_pass`` passages train together (one adapter slot each) and answer in
+one batched call::
 
     seal = Seal.load(cfg, slots=4)
     result = evaluate_knowledge(seal, passages[:10], ["base", "passage", "implications"], seeds=[0, 1, 2])
@@ -14,9 +15,10 @@ ReST-EM-trained policy adapter, ``rest_em.py``, in the format it was trained on)
 Each seed samples new self-edits (``seed * 100_003 + passage index``) and trains from a new adapter init. Every
 (passage, seed) is a *cell*: its accuracy is kept, and a method's accuracy is over all its questions. The 95 %
 intervals resample whole passages (with all their seeds; ``seal.stats``); each method is also compared with
-``passage`` and policies with the untrained model's row of their format, as paired differences over the same cells. Costs are each
-method's own: the seconds of a shared training pass split by the tokens each adapter trained on, of a shared
-answering pass by the tokens each generated, and of writing by the tokens each self-edit took.
+``passage`` and policies with the untrained model's row of their format, as paired differences over the same
+cells. Costs are each method's own: the seconds of a shared training pass split by the tokens each adapter
+trained on, of a shared answering pass by the tokens each generated, and of writing by the tokens each
+self-edit took.
 """
 
 from __future__ import annotations
@@ -107,9 +109,8 @@ class KnowledgeResult:
     wall_s: float = 0.0
     passage_ids: list[str] = field(default_factory=list)
     seeds: list[int] = field(default_factory=list)
-    policies: tuple[str, ...] = ()
-    policy_formats: dict[str, str] = field(default_factory=dict)
-    """Policy row -> the self-edit format it writes (default ``implications``): its untrained counterpart."""
+    policies: dict[str, str] = field(default_factory=dict)
+    """Policy row -> the self-edit format it writes: the untrained row it is compared with."""
 
     def comparisons(self) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
@@ -118,9 +119,8 @@ class KnowledgeResult:
             rows = {}
             if ref is not None and m != "passage" and (c := compare(st, ref)) is not None:
                 rows["passage"] = c
-            if m in self.policies and (own := self.policy_formats.get(m, "implications")) in self.methods:
-                if own != "passage" and (c := compare(st, self.methods[own])) is not None:
-                    rows[own] = c
+            if (own := self.policies.get(m)) in self.methods and (c := compare(st, self.methods[own])) is not None:
+                rows[own] = c
             if rows:
                 out[m] = rows
         return out
@@ -132,7 +132,7 @@ class KnowledgeResult:
             methods[m] = st.as_dict()
             methods[m]["vs"] = cmp.get(m, {})
         return {"methods": methods, "passages": self.passage_ids, "seeds": self.seeds, "wall_s": self.wall_s,
-                "policies": {m: self.policy_formats.get(m, "implications") for m in self.policies}}
+                "policies": dict(self.policies)}
 
 
 def _setup(seal: Seal, methods: list[str], policies: dict[str, int], writers: dict[str, Writer],
@@ -155,7 +155,7 @@ def _setup(seal: Seal, methods: list[str], policies: dict[str, int], writers: di
     slots = {m: first_free + i for i, m in enumerate(trained)}
     seal.bank.ensure_slots(first_free + len(trained))
     return dom, fmt_of, trained, slots, KnowledgeResult({m: MethodStats() for m in methods},
-                                                         policies=tuple(policies), policy_formats=policy_formats)
+                                                         policies=policy_formats)
 
 
 def open_book(seal: Seal, dom: KnowledgeDomain, passages: Sequence[Passage]) -> list[list[bool]]:
@@ -225,7 +225,7 @@ def result_from_dict(d: dict[str, Any]) -> KnowledgeResult:
     else:  # files written before policies were recorded: a policy row was the one compared to implications
         formats = {m: "implications" for m, v in d["methods"].items() if "implications" in v.get("vs", {})}
     return KnowledgeResult(methods, len(d["passages"]), d.get("wall_s", 0.0), list(d["passages"]),
-                           list(d["seeds"]), tuple(formats), formats)
+                           list(d["seeds"]), formats)
 
 
 def merge_results(parts: Sequence[dict[str, Any]]) -> KnowledgeResult:
@@ -242,8 +242,7 @@ def merge_results(parts: Sequence[dict[str, Any]]) -> KnowledgeResult:
         raise ValueError(f"the runs to merge share seeds: {sorted(seeds)}")
     out = KnowledgeResult({m: MethodStats() for m in first.methods}, first.passages,
                           sum(r.wall_s for r in results), first.passage_ids, sorted(seeds),
-                          tuple(sorted({p for r in results for p in r.policies})),
-                          {m: f for r in results for m, f in r.policy_formats.items()})
+                          {m: f for r in results for m, f in r.policies.items()})
     for r in results:
         _merge(out, r)
     return out
@@ -282,7 +281,7 @@ def evaluate_knowledge(seal: Seal, passages: list[Passage], methods: list[str], 
     for s in seeds:
         for first in range(0, len(passages), per_pass):
             jobs.append(EvalPass(len(jobs), s, first, passages[first:first + per_pass], methods, policies, writers,
-                                 result.policy_formats))
+                                 result.policies))
     total, done = len(passages) * len(seeds), 0
     if executor is not None and getattr(executor, "name", "local") != "local":
         executor.broadcast("eval-policies", _load_adapters, {slot: seal.bank.state_dict(slot)
@@ -394,7 +393,8 @@ def _write_self_edits(seal: Seal, dom: KnowledgeDomain, passage: Passage, traine
 
 def evaluate_knowledge_cpt(seal: Seal, passages: list[Passage], methods: list[str], *, seed: int = 0,
                            policies: dict[str, int] | None = None, writers: dict[str, Writer] | None = None,
-                           policy_formats: dict[str, str] | None = None, progress: Callable[[int, int], None] | None = None) -> KnowledgeResult:
+                           policy_formats: dict[str, str] | None = None,
+                           progress: Callable[[int, int], None] | None = None) -> KnowledgeResult:
     """The multi-passage setting (continued pretraining): one adapter per method trained on the self-edits of
     all passages at once, then evaluated on all their questions."""
     policies, writers = policies or {}, writers or {}
@@ -448,16 +448,25 @@ def _pts(x: float) -> str:
     return f"{100 * x:+.1f}"
 
 
+def diff_text(c: dict[str, Any]) -> str:
+    """A paired difference (``compare``) in points with its interval: ``+3.6 [-1.2, +8.7]``."""
+    return f"{_pts(c['diff'])} [{_pts(c['ci95'][0])}, {_pts(c['ci95'][1])}]"
+
+
+def vs_text(vs: dict[str, dict[str, Any]]) -> str:
+    """A row's comparisons (its ``vs``): the one to ``passage`` first, the others named; ``–`` for none."""
+    return "; ".join(("" if ref == "passage" else f"− {ref} ") + diff_text(c)
+                     for ref, c in sorted(vs.items(), key=lambda x: x[0] != "passage")) or "–"
+
+
 def markdown_table(result: KnowledgeResult) -> str:
-    """Accuracy with its interval, the paired difference to ``passage`` (and, for policies, to
-    ``implications``), and each method's own cost."""
+    """Accuracy with its interval, the paired difference to ``passage`` (and, for policies, to their own
+    format's row), and each method's own cost."""
     lines = ["| method | accuracy [95 % CI] | questions | − passage [95 % CI] | s / self-edit (train+answer) | "
              "s writing | failed edits |", "|---|---:|---:|---:|---:|---:|---:|"]
     for m, d in result.as_dict()["methods"].items():
         lo, hi = d["ci95"]
-        parts = [(f"− {ref} " if ref != "passage" else "") + f"{_pts(v['diff'])} [{_pts(v['ci95'][0])}, "
-                 f"{_pts(v['ci95'][1])}]" for ref, v in sorted(d["vs"].items(), key=lambda x: x[0] != "passage")]
-        diff = "; ".join(parts) or "–"
+        diff = vs_text(d["vs"])
         s = f"{d['s_per_edit']:.1f}" if d["edits"] else "–"
         w = f"{d['s_write_per_edit']:.1f}" if d["s_write_per_edit"] else "–"
         lines.append(f"| {m} | {100 * d['accuracy']:.1f} % [{100 * lo:.1f}, {100 * hi:.1f}] | {d['n_questions']} | "

@@ -145,10 +145,6 @@ def routing_table(root: Path = RESULTS) -> str:
     return "\n".join(out)
 
 
-def _pts(x: float) -> str:
-    return f"{100 * x:+.1f}"
-
-
 def method_order(methods) -> list[str]:
     """Knowledge methods in reading order: no update, open book, passage, the formats, then the rest (SEAL)."""
     from seal.config import KNOWLEDGE_FORMATS
@@ -170,6 +166,8 @@ def knowledge_plot(d: dict, path: Path, mode: str = "single") -> None:
 
 def knowledge_table(root: Path = RESULTS, name: str = "single") -> str:
     """The single-passage (or ``cpt-n*``) knowledge table from ``results/knowledge/NAME.json``."""
+    from seal.evaluate import vs_text
+
     d = _load(root / "knowledge" / f"{name}.json")
     if d is None or "methods" not in d:
         return "_No knowledge results yet: run `bash recipes/knowledge.sh`._"
@@ -180,9 +178,7 @@ def knowledge_table(root: Path = RESULTS, name: str = "single") -> str:
         v = d["methods"].get(m)
         if v is None:
             continue
-        parts = [(f"− {ref} " if ref != "passage" else "") + f"{_pts(w['diff'])} [{_pts(w['ci95'][0])}, "
-                 f"{_pts(w['ci95'][1])}]" for ref, w in sorted(v.get("vs", {}).items(), key=lambda x: x[0] != "passage")]
-        diff = "; ".join(parts) or "–"
+        diff = vs_text(v.get("vs", {}))
         cost = f"{v['s_per_edit']:.1f}" if v["edits"] else "–"
         write = f"{v['s_write_per_edit']:.1f}" if v.get("s_write_per_edit", 0) >= 0.05 else "–"
         tokens = f"{v['train_tokens_per_edit']:.0f}" if v["edits"] else "–"
@@ -230,7 +226,7 @@ def knowledge_pairs_table(root: Path = RESULTS) -> str:
     but the per-seed parts), over the (passage, seed) cells they share. A method run in several files is taken
     from the pair of files that share the most cells (e.g. the file with the most seeds), and of equals from one
     file when both rows are in it."""
-    from seal.evaluate import compare, result_from_dict
+    from seal.evaluate import compare, diff_text, result_from_dict
 
     methods: dict[str, list] = {}
     for path in sorted((root / "knowledge").glob("*.json")):
@@ -246,8 +242,7 @@ def knowledge_pairs_table(root: Path = RESULTS) -> str:
         if found:
             # most cells; of equals, one file's own pair (its table's figure), then the first in name order
             c, fa, fb = max(found, key=lambda x: (x[0]["cells"], x[1] == x[2]))
-            rows.append(f"| {a} − {b} | {_pts(c['diff'])} [{_pts(c['ci95'][0])}, {_pts(c['ci95'][1])}] | "
-                        f"{c['cells']} | {fa}, {fb} |")
+            rows.append(f"| {a} − {b} | {diff_text(c)} | {c['cells']} | {fa}, {fb} |")
     if not rows:
         return "_No paired knowledge results yet: run `bash recipes/all.sh`._"
     return "\n".join(["| difference | points [95 % CI] | cells (passage × seed) | files |",
