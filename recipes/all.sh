@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Every result in the README, regenerated from the shared data and the default model, then the README's tables
 # rewritten from results/ (python -m seal.results readme). Expected wall time on the 2-core development machine:
-# ~8 h (ReST-EM ~27 min, knowledge table ~35-40 min per seed at 40 passages (3 seeds), the other formats ~35 min,
-# SEAL round 1 ~15 min, ReST-EM on rewrite ~30 min and its rows ~40 min per seed (2 seeds), forgetting ~75 min,
+# ~10.5 h (ReST-EM ~27 min, knowledge table ~35-40 min per seed at 40 passages (3 seeds), the other formats ~35 min,
+# SEAL round 1 ~15 min, ReST-EM on rewrite ~30 min and its rows ~40 min per seed (3 seeds), self-qa and the
+# rewrite SEAL round 1 ~32 min per seed (3 seeds), forgetting ~75 min,
 # codebase ~20 min, ARC ~40 min, CPT ~35 min, benchmarks ~25 min, kill soak and routing threshold ~2 min).
 # Each step skips nothing it has not done; rerun after an interruption (ReST-EM resumes, finished forgetting results are kept).
 set -euo pipefail
@@ -11,8 +12,8 @@ start=$(date +%s)
 step() { echo "== $1 ($(( $(date +%s) - start )) s so far)"; shift; "$@"; }
 step "routing threshold" .venv/bin/python recipes/routing_threshold.py
 step "kill soak" bash scripts/kill_soak.sh --kills 10 --json results/kill_soak.json
-step "ReST-EM (accuracy+likelihood reward)" env RUN=runs/rest-em-accll REWARD=accuracy+likelihood SAMPLES=4 \
-    SUMMARY=results/rest_em/accuracy+likelihood.json bash recipes/rest_em.sh
+step "ReST-EM on implications (accuracy+likelihood reward)" env RUN=runs/rest-em-accll REWARD=accuracy+likelihood \
+    SAMPLES=4 FORMAT=implications SUMMARY=results/rest_em/accuracy+likelihood.json bash recipes/rest_em.sh
 step "knowledge table" env RUN=runs/rest-em-accll ROUNDS=2 METHODS=base,passage-in-prompt,passage,implications \
     bash recipes/knowledge.sh
 step "knowledge: other self-edit formats" env RUN=none SEEDS=1 OUT=results/knowledge/formats \
@@ -21,8 +22,10 @@ step "knowledge: SEAL round 1" env RUN=runs/rest-em-accll ROUNDS=1 METHODS=base 
     OUT=results/knowledge/round1 bash recipes/knowledge.sh
 step "ReST-EM on the rewrite format" env RUN=runs/rest-em-rewrite REWARD=accuracy+likelihood SAMPLES=4 FORMAT=rewrite \
     SUMMARY=results/rest_em/rewrite-accuracy+likelihood.json bash recipes/rest_em.sh
-step "knowledge: SEAL on the rewrite format" env RUN=runs/rest-em-rewrite ROUNDS=2 METHODS=base,rewrite SEEDS=2 \
+step "knowledge: SEAL on the rewrite format" env RUN=runs/rest-em-rewrite ROUNDS=2 METHODS=base,rewrite SEEDS=3 \
     OUT=results/knowledge/seal-rewrite bash recipes/knowledge.sh
+step "knowledge: self-qa and SEAL round 1 on rewrite" env RUN=runs/rest-em-rewrite ROUNDS=1 METHODS=base,self-qa \
+    SEEDS=3 OUT=results/knowledge/round1-rewrite bash recipes/knowledge.sh
 step "multi-passage (CPT)" bash recipes/cpt.sh
 step "forgetting" bash recipes/forgetting.sh
 step "codebase" bash recipes/codebase.sh

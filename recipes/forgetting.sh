@@ -19,7 +19,7 @@ for n in $SIZES; do
     [ -f "$out.json" ] && { echo "have $out.json"; continue; }
     echo "== forgetting N=$n strategy=$s"
     $SEAL eval forgetting --data "$DATA" --offset 1500 --sequence "$n" --strategy "$s" \
-        --json "$out.json" --plot "$out.png"
+        --format implications --json "$out.json" --plot "$out.png"
   done
 done
 .venv/bin/python -m seal.results forgetting

@@ -10,9 +10,9 @@ DATA=${DATA:-../shared/data/squad/squad_dev.json}
 RUN=${RUN:-runs/rest-em}
 ROUNDS=${ROUNDS:-2}
 CONTEXTS=${CONTEXTS:-8}
-SAMPLES=${SAMPLES:-3}
-REWARD=${REWARD:-}            # accuracy | likelihood | accuracy+likelihood (empty: the config's default)
-FORMAT=${FORMAT:-}            # implications | rewrite | self-qa (empty: the config's default, implications)
+SAMPLES=${SAMPLES:-4}
+REWARD=${REWARD:-}            # accuracy | likelihood | accuracy+likelihood (empty: the config's auto, accuracy+likelihood here)
+FORMAT=${FORMAT:-}            # rewrite | implications | self-qa (empty: the config's default, rewrite)
 [ -f "$DATA" ] || { echo "error: $DATA not found (the shared SQuAD dev passages)"; exit 1; }
 SUMMARY=${SUMMARY:-results/rest_em/summary.json}
 mkdir -p "$(dirname "$SUMMARY")"

@@ -16,7 +16,11 @@ def test_defaults_are_valid():
     assert (cfg.lora.rank, cfg.lora.alpha) == (16, 32.0)
     assert cfg.lora.targets == ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
     assert (cfg.inner_loop.epochs, cfg.inner_loop.lr, cfg.inner_loop.engine) == (10, 1e-3, "auto")
-    assert (cfg.self_edit.format, cfg.self_edit.include_passage) == ("implications", True)
+    # the measured winners on the default model (README Results): rewrites, the accuracy+likelihood reward
+    assert (cfg.self_edit.format, cfg.self_edit.include_passage) == ("rewrite", True)
+    assert (cfg.rest_em.reward, cfg.rest_em.samples, cfg.rest_em.contexts, cfg.rest_em.rounds) == ("auto", 4, 8, 2)
+    paper = SealConfig.preset("gpu-7b")  # the paper's setting keeps the paper's format and reward
+    assert (paper.self_edit.format, paper.rest_em.reward) == ("implications", "accuracy")
     assert (cfg.eval.grader, cfg.eval.answer_tokens) == ("lexical", 24)
     assert SealConfig.from_dict(cfg.to_dict()) == cfg
 

@@ -62,15 +62,22 @@ def test_combine_reward_rules():
         SealConfig.from_dict({"rest_em": {"reward": "loss"}})
 
 
-@pytest.mark.parametrize("rule", ["likelihood", "accuracy+likelihood"])
-def test_rest_em_records_the_likelihood_reward(tiny_lm, tmp_path, rule):
+@pytest.mark.parametrize("configured", ["likelihood", "accuracy+likelihood", "auto"])
+def test_rest_em_records_the_likelihood_reward(tiny_lm, tmp_path, configured):
     """Each record's reward is exactly its rule applied to its own accuracy and likelihood changes, the
     baseline likelihood is the unedited model's (the same for every sample of a context), and selection
-    follows the dense reward: every context keeps a self-edit when some likelihood rose."""
-    cfg = _cfg(rounds=1, reward=rule)
+    follows the dense reward: every context keeps a self-edit when some likelihood rose. ``auto`` (the default)
+    is ``accuracy+likelihood`` on knowledge, and the run records the rule it used; with the default format
+    (``rewrite``) as the config's own."""
+    rule = "accuracy+likelihood" if configured == "auto" else configured
+    fmt = SealConfig().self_edit.format if configured == "auto" else "implications"
+    cfg = _cfg(fmt, rounds=1, reward=configured)
     seal = Seal(tiny_lm, cfg, grader=HashGrader(), slots=1 + cfg.rest_em.samples)
     passages = load_passages(SAMPLES)
     train_knowledge(seal, passages, tmp_path / "run")
+    run_cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (run_cfg["reward"], run_cfg["seal"]["rest_em"]["reward"]) == (rule, configured)
+    assert run_cfg["format"] == ("rewrite" if configured == "auto" else "implications")
     recs = [json.loads(line) for line in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
     assert recs and all("likelihood" in r and "baseline_likelihood" in r for r in recs if r["reward"] is not None)
     dom = KnowledgeDomain()
@@ -100,3 +107,10 @@ def test_a_domain_without_gold_answers_refuses_the_likelihood_reward(tiny_lm, tm
     seal = Seal(tiny_lm, cfg, grader=HashGrader(), slots=1 + cfg.rest_em.samples)
     with pytest.raises(RunError, match="needs gold answers"):
         train(seal, NoTargets(), load_passages(SAMPLES), tmp_path / "run", fmt="implications")
+    # the default, auto, is the plain accuracy reward there: the run goes on and records it
+    tiny_lm.model._seal_bank.detach()
+    seal = Seal(tiny_lm, _cfg(rounds=1, reward="auto"), grader=HashGrader(), slots=1 + cfg.rest_em.samples)
+    train(seal, NoTargets(), load_passages(SAMPLES)[:4], tmp_path / "auto", fmt="implications")
+    assert json.loads((tmp_path / "auto" / "config.json").read_text())["reward"] == "accuracy"
+    recs = [json.loads(line) for line in (tmp_path / "auto" / "samples.jsonl").read_text().splitlines()]
+    assert recs and not any("likelihood" in r for r in recs)

@@ -25,13 +25,15 @@ class HashGrader:
         return [int(hashlib.sha256(p.encode()).hexdigest(), 16) % 3 == 0 for p in predictions]
 
 
-def _cfg(**rest_em) -> SealConfig:
-    r = {"rounds": 2, "contexts": 2, "samples": 3, "repeats": 1, "seed": 0}
+def _cfg(fmt: str = "implications", **rest_em) -> SealConfig:
+    """The loop-logic config: the paper's format and accuracy reward (the golden records of ``test_one_loop``
+    were written with them; the likelihood rewards have their own tests in ``test_likelihood``)."""
+    r = {"rounds": 2, "contexts": 2, "samples": 3, "repeats": 1, "seed": 0, "reward": "accuracy"}
     r.update(rest_em)
     return SealConfig.from_dict({
         "model": {"name": "tiny"}, "lora": {"rank": 4, "alpha": 8},
         "inner_loop": {"epochs": 1, "lr": 5e-2, "batch_tokens": 64, "engine": "sequential"},
-        "self_edit": {"max_new_tokens": 24, "temperature": 1.0},
+        "self_edit": {"max_new_tokens": 24, "temperature": 1.0, "format": fmt},
         "eval": {"answer_tokens": 6}, "rest_em": {**r, "policy_epochs": 2, "policy_lr": 5e-2},
     })
 

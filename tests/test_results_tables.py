@@ -60,6 +60,10 @@ def test_rest_em_table_has_a_row_per_round_with_its_reward_rule(tmp_path):
     assert len(lines) == 4
     assert lines[2].startswith("| run-a | rewrite | accuracy+likelihood | 1 | 8 × 4 | +0.180 (std 0.140)")
     assert "| 2 |" in lines[3] and "-0.050" in lines[3] and "88 %" in lines[2]
+    d["manifest"]["config"] = {"format": "rewrite", "reward": "accuracy+likelihood",  # the rule auto resolved to
+                               "seal": {"rest_em": {"reward": "auto"}}}
+    (root / "rest_em" / "run-b.json").write_text(json.dumps(d))
+    assert results.rest_em_table(root).splitlines()[4].startswith("| run-b | rewrite | accuracy+likelihood | 1 |")
     assert "no rest-em runs" in results.rest_em_table(tmp_path / "empty").lower()
 
 
@@ -93,3 +97,32 @@ def test_knowledge_pairs_pair_cells_across_files_and_skip_per_seed_parts(tmp_pat
     (root / "knowledge" / "zz-both.json").write_text(json.dumps(both))  # equal cells, one file: preferred
     assert "| 8 | zz-both, zz-both |" in results.knowledge_pairs_table(root).splitlines()[2]
     assert "no paired" in results.knowledge_pairs_table(tmp_path / "none").lower()
+
+
+def test_knowledge_all_takes_each_method_from_its_largest_file_and_compares_on_shared_cells(tmp_path):
+    from seal.evaluate import KnowledgeResult, MethodStats
+
+    def stats(correct, seeds):
+        return MethodStats(cells=[{"passage": f"p{i}", "seed": s, "correct": c, "n": 5}
+                                  for s in seeds for i, c in enumerate(correct)])
+
+    def write(name, rows, seeds, policies=None):
+        d = KnowledgeResult({m: stats(c, seeds) for m, c in rows.items()}, 4, 1.0, [f"p{i}" for i in range(4)],
+                            list(seeds), policies or {}).as_dict()
+        (root / "knowledge" / f"{name}.json").write_text(json.dumps(d))
+
+    root = tmp_path / "results"
+    (root / "knowledge").mkdir(parents=True)
+    write("single", {"passage": [1, 1, 1, 1], "rewrite": [0, 0, 0, 0]}, (0, 1, 2))
+    write("other", {"rewrite": [2, 2, 2, 2], "SEAL round-2 (rewrite)": [3, 3, 3, 3]}, (0,),
+          {"SEAL round-2 (rewrite)": "rewrite"})
+    write("other-s0", {"passage": [5, 5, 5, 5]}, (0,))  # a per-seed part: not a pooled file
+    lines = results.knowledge_all_table(root).splitlines()
+    assert len(lines) == 5
+    assert lines[2] == "| passage | 20.0 % [20.0, 20.0] | 60 | 3 | – | – | single |"
+    # rewrite: 3 seeds in single beat 1 seed in other; -20 points on every cell
+    assert lines[3] == "| rewrite | 0.0 % [0.0, 0.0] | 60 | 3 | -20.0 [-20.0, -20.0] | – | single |"
+    # the SEAL row is compared on the cells it shares (seed 0) with passage and with rewrite (from single)
+    assert lines[4] == ("| SEAL round-2 (rewrite) | 60.0 % [60.0, 60.0] | 20 | 1 | +40.0 [+40.0, +40.0] | "
+                        "− rewrite +60.0 [+60.0, +60.0] | other |")
+    assert "no knowledge results" in results.knowledge_all_table(tmp_path / "none").lower()

@@ -77,7 +77,7 @@ def _root(version: Annotated[bool, typer.Option("--version", callback=_version, 
 # --------------------------------------------------------------------------- learn / ask
 @app.command()
 def learn(path: Path, store: StoreOpt = Path(DEFAULT_STORE),
-          fmt: Annotated[str | None, typer.Option("--format", help="implications | rewrite | self-qa | passage "
+          fmt: Annotated[str | None, typer.Option("--format", help="rewrite | implications | self-qa | passage "
                                                   "(default: the config's self_edit.format)")] = None,
           max_bytes: Annotated[int, typer.Option(help="Refuse larger documents.")] = 256 * 1024,
           strategy: Annotated[str | None, typer.Option(

@@ -67,8 +67,8 @@ def eval_forgetting(
     sequence: Annotated[int, typer.Option(help="Number of passages learned one after another.")] = 8,
     offset: Annotated[int, typer.Option(help="Skip this many passages first.")] = 0,
     strategy: Annotated[str, typer.Option(help="merge (the paper's) | accumulate | replay | routed")] = "merge",
-    fmt: Annotated[str, typer.Option("--format", help="Self-edit: implications | rewrite | self-qa | passage")]
-    = "implications",
+    fmt: Annotated[str | None, typer.Option("--format", help="Self-edit: rewrite | implications | self-qa | passage "
+                                                     "(default: the config's self_edit.format)")] = None,
     guard: Annotated[bool, typer.Option("--guard/--no-guard", help="Check earlier passages' probe questions "
                                                                    "after each update; retry with replay, "
                                                                    "else reject.")] = False,
@@ -97,7 +97,8 @@ def eval_forgetting(
         cli.fail("--guard does not apply to --strategy routed (learning a passage changes no earlier adapter)")
     if not 0 <= guard_threshold <= 1 or replay_ratio < 0:
         cli.fail("--guard-threshold must be in [0, 1] and --replay-ratio >= 0")
-    cfg = cli.make_config(config, set_, model).override([f"self_edit.format={fmt}"])
+    cfg = cli.make_config(config, set_, model)
+    cfg = cfg.override([f"self_edit.format={fmt}"]) if fmt else cfg
     data = data or cli.SAMPLES
     passages = load_passages(data)[offset:offset + sequence]
     if not passages:

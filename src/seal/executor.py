@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from seal.domains.base import Domain, DomainError, EditItem, call_domain, checked_score
+from seal.domains.base import Domain, DomainError, EditItem, call_domain, checked_score, reward_rule
 from seal.likelihood import combine_reward
 
 POLICY_SLOT = 0
@@ -95,7 +95,7 @@ def run_pass(seal, domain: Domain, job: PassJob, on_texts: Callable[[list[dict]]
     if job.todo:
         bases = call_domain(domain, "baselines", seal, [ctx for _, ctx in job.contexts])
         base_of = {ci: checked_score(domain, b, "baselines") for (ci, _), b in zip(job.contexts, bases, strict=True)}
-        rule = seal.cfg.rest_em.reward
+        rule = reward_rule(seal.cfg.rest_em.reward, domain)
         base_ll = {} if rule == "accuracy" else dict(zip(
             (ci for ci, _ in job.contexts), seal.baseline_likelihoods(domain, [c for _, c in job.contexts]),
             strict=True))

@@ -254,16 +254,18 @@ def _version_config(seal: Seal, strategy: str, replay_ratio: float, documents: l
             "replay_ratio": replay_ratio, "documents": [[d, s] for d, s in documents], **extra}
 
 
-def learn(seal: Seal, store: Store, path: str | Path, fmt: str = "implications", *, max_bytes: int = MAX_BYTES,
+def learn(seal: Seal, store: Store, path: str | Path, fmt: str | None = None, *, max_bytes: int = MAX_BYTES,
           seed: int = 0, progress: Callable[[str, int, int], None] | None = None, strategy: str | None = None,
           guard: bool = False, guard_threshold: float = DEFAULT_GUARD_THRESHOLD, replay_ratio: float | None = None,
           probes: bool = True, title: str | None = None) -> LearnReport:
     """Learn one document into the store as a new version (see the module docstring).
 
+    ``fmt`` None is the config's ``self_edit.format`` (``rewrite`` by default).
     ``strategy`` None continues the store's (``accumulate`` for a new store); ``probes`` False skips writing
     probe questions (the guard then has nothing to check for this document later); ``title`` overrides the
     title read from the document (see ``read_document``)."""
     start = time.perf_counter()
+    fmt = fmt or seal.cfg.self_edit.format
     passages = read_document(path, max_bytes=max_bytes, title=title)  # all input checks before the store is touched
     if strategy is not None and strategy not in STRATEGIES:
         raise LearnError(f"unknown strategy {strategy!r} (choose from {', '.join(STRATEGIES)})")

@@ -24,7 +24,10 @@ from seal.head_loss import plain_head
 
 REWARDS = ("accuracy", "likelihood", "accuracy+likelihood")
 """``accuracy``: the paper's reward (accuracy after the update minus before). ``likelihood``: the change of the
-gold answers' likelihood score. ``accuracy+likelihood``: their sum (the likelihood breaks accuracy's ties)."""
+gold answers' likelihood score. ``accuracy+likelihood``: their sum (the likelihood breaks accuracy's ties).
+The config may also say ``auto`` (its default), which :func:`seal.domains.base.reward_rule` resolves per
+domain."""
+
 
 
 def combine_reward(rule: str, d_accuracy: float, d_likelihood: float | None) -> float:

@@ -3,7 +3,9 @@
 Each round, on fresh contexts (disjoint across rounds):
 
 * **E-step** — for each context sample ``samples`` self-edits from the current policy; apply each with the
-  inner loop (``repeats`` seeds); reward = accuracy after the update minus the cached baseline accuracy. The
+  inner loop (``repeats`` seeds); reward = accuracy after the update minus the cached baseline accuracy (the
+  paper's ``rest_em.reward = accuracy``; the default ``auto`` adds the gold answers' likelihood change where the
+  domain has gold answers, ``seal.likelihood``). The
   self-edits of ``contexts_per_pass`` contexts train as one batch of adapters and answer in one batched
   generation (same rewards as one context at a time, in fewer, fuller passes).
 * **Selection** — ``best-positive`` (default): the best of k, kept only if its reward is > 0 (the reference
@@ -34,7 +36,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from seal.domains.base import Domain, call_domain
+from seal.domains.base import Domain, call_domain, reward_rule
 from seal.domains.knowledge import KnowledgeDomain, Passage
 from seal.engine import Seal
 from seal.executor import POLICY_SLOT, LocalExecutor, PassJob
@@ -76,7 +78,7 @@ may be spelled differently, "auto" or "cpu"; the device it resolves to is compar
 
 def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
     """The parts of a run config that must not change on resume (``EXECUTION_ONLY`` fields may)."""
-    c = {k: v for k, v in cfg.items() if k != "seal"}
+    c = {k: v for k, v in cfg.items() if k not in ("seal", "reward")}  # reward: derived from seal + domain
     s = dict(cfg["seal"])
     for section, fields in EXECUTION_ONLY.items():
         if section in s:
@@ -148,10 +150,12 @@ def train(seal: Seal, domain: Domain, contexts: Sequence[Any], run_dir: str | Pa
     run_dir = Path(run_dir)
     fmt = fmt or domain.default_format or domain.formats[0]
     rule = domain.selection or cfg.selection
-    if cfg.reward != "accuracy" and type(domain).task_targets is Domain.task_targets:
+    reward = reward_rule(cfg.reward, domain)
+    if reward != "accuracy" and type(domain).task_targets is Domain.task_targets:
         raise RunError(f"rest_em.reward={cfg.reward} needs gold answers; domain {domain.name!r} has none "
-                       "(use rest_em.reward=accuracy)")
+                       "(use rest_em.reward=accuracy or auto)")
     config = run_config(seal, data_source, domain.name, fmt)
+    config["reward"] = reward  # the rule used (``auto`` resolved for this domain)
     config["context_ids"] = [domain.context_id(c) for c in contexts]  # resume on other data is refused
     prepare_run_dir(run_dir, config, resume)
     seal.bank.ensure_slots(1 + cfg.samples * cfg.repeats * min(cfg.contexts_per_pass, cfg.contexts))
@@ -242,9 +246,9 @@ def train(seal: Seal, domain: Domain, contexts: Sequence[Any], run_dir: str | Pa
 def train_knowledge(seal: Seal, passages: list[Passage], run_dir: str | Path, *, resume: bool = False,
                     data_source: str = "", progress: Callable[[str], None] | None = None,
                     executor=None, domain: KnowledgeDomain | None = None) -> dict[str, Any]:
-    """ReST-EM on the knowledge domain (``seal train knowledge``): the config's format, ``implications``
-    when it is ``passage`` (no self-edit to learn)."""
-    fmt = seal.cfg.self_edit.format if seal.cfg.self_edit.format != "passage" else "implications"
+    """ReST-EM on the knowledge domain (``seal train knowledge``): the config's format, the domain's default
+    (``rewrite``) when it is ``passage`` (no self-edit to learn)."""
+    fmt = seal.cfg.self_edit.format if seal.cfg.self_edit.format != "passage" else KnowledgeDomain.default_format
     return train(seal, domain or KnowledgeDomain.from_config(seal.cfg), passages, run_dir, fmt=fmt, resume=resume,
                  data_source=data_source, progress=progress, executor=executor)
 

@@ -202,9 +202,9 @@ def rest_em_table(root: Path = RESULTS) -> str:
         if d is None or "rounds" not in d:
             continue
         run_cfg = (d.get("manifest") or {}).get("config") or {}
-        cfg = run_cfg.get("seal", {}).get("rest_em", {})
+        reward = run_cfg.get("reward") or run_cfg.get("seal", {}).get("rest_em", {}).get("reward", "accuracy")
         for r in d["rounds"]:
-            rows.append(f"| {path.stem} | {run_cfg.get('format', 'implications')} | {cfg.get('reward', 'accuracy')} | "
+            rows.append(f"| {path.stem} | {run_cfg.get('format', 'implications')} | {reward} | "
                         f"{r['round']} | {r['contexts']} × "
                         f"{r['samples']} | {r['mean_reward']:+.3f} (std {r['std_reward']:.3f}) | "
                         f"{100 * r['positive_fraction']:.0f} % | {r['selected']} | {r['wall_s']:.0f} s |")
@@ -217,8 +217,58 @@ def rest_em_table(root: Path = RESULTS) -> str:
 PAIRS = (("rewrite", "implications"), ("self-qa", "implications"), ("rewrite", "passage"),
          ("SEAL round-1", "implications"), ("SEAL round-2", "SEAL round-1"), ("SEAL round-2", "rewrite"),
          ("SEAL round-2 (rewrite)", "rewrite"), ("SEAL round-2 (rewrite)", "passage"),
-         ("SEAL round-2 (rewrite)", "implications"), ("SEAL round-2 (rewrite)", "SEAL round-2"))
+         ("SEAL round-2 (rewrite)", "implications"), ("SEAL round-2 (rewrite)", "SEAL round-2"),
+         ("self-qa", "passage"), ("SEAL round-1 (rewrite)", "rewrite"), ("SEAL round-1 (rewrite)", "passage"),
+         ("SEAL round-2 (rewrite)", "SEAL round-1 (rewrite)"))
 """Paired differences across the pooled knowledge files (the same passages and seeds in each)."""
+
+
+def _pooled_methods(root: Path) -> tuple[dict[str, list], dict[str, str]]:
+    """Every single-passage method of the pooled knowledge files (``results/knowledge/*.json`` but the per-seed
+    parts and CPT): method -> [(MethodStats, file stem)], and each policy row's self-edit format."""
+    from seal.evaluate import result_from_dict
+
+    methods: dict[str, list] = {}
+    formats: dict[str, str] = {}
+    for path in sorted((root / "knowledge").glob("*.json")):
+        d = _load(path)
+        if d is None or "methods" not in d or re.search(r"-s\d+$", path.stem) or path.stem.startswith("cpt"):
+            continue
+        res = result_from_dict(d)
+        formats.update(res.policies)
+        for m, st in res.methods.items():
+            methods.setdefault(m, []).append((st, path.stem))
+            if m.startswith("SEAL ") and m not in formats:  # a file from before policies were recorded
+                named = re.search(r"\((.+)\)$", m)
+                formats[m] = named.group(1) if named else "implications"
+    return methods, formats
+
+
+def knowledge_all_table(root: Path = RESULTS) -> str:
+    """One row per knowledge method over all pooled files, each from the file where it has the most (passage,
+    seed) cells (of equals, ``single``, then name order), with its paired difference to ``passage`` and, for a
+    SEAL row, to the untrained model's row of its format, over the cells the two share. ``base``, ``passage``
+    and open book sample nothing, so their cells are the same in every file (same passages, seeds, adapters)."""
+    from seal.evaluate import compare, diff_text
+
+    methods, formats = _pooled_methods(root)
+    if not methods:
+        return "_No knowledge results yet: run `bash recipes/knowledge.sh`._"
+    best = {m: max(v, key=lambda x: (len(x[0].cells), x[1] == "single", [-ord(ch) for ch in x[1]]))
+            for m, v in methods.items()}
+    out = ["| method | accuracy [95 % CI] | questions | seeds | − passage, points [95 % CI] | − its untrained "
+           "format, points [95 % CI] | file |", "|---|---:|---:|---:|---:|---:|---|"]
+    for m in method_order(best):
+        st, stem = best[m]
+        d = st.as_dict()
+        vs_p = compare(st, best["passage"][0]) if "passage" in best and m != "passage" else None
+        own = formats.get(m)
+        vs_f = compare(st, best[own][0]) if own in best else None
+        label = {"base": "base (closed book)", "passage-in-prompt": "passage in prompt (open book)"}.get(m, m)
+        out.append(f"| {label} | {_pct(d['accuracy'])} {_ci(d['ci95'], pct=True)} | {d['n_questions']} | "
+                   f"{len(d['seeds'])} | {diff_text(vs_p) if vs_p else '–'} | "
+                   f"{f'− {own} ' + diff_text(vs_f) if vs_f else '–'} | {stem} |")
+    return "\n".join(out)
 
 
 def knowledge_pairs_table(root: Path = RESULTS) -> str:
@@ -226,15 +276,9 @@ def knowledge_pairs_table(root: Path = RESULTS) -> str:
     but the per-seed parts), over the (passage, seed) cells they share. A method run in several files is taken
     from the pair of files that share the most cells (e.g. the file with the most seeds), and of equals from one
     file when both rows are in it."""
-    from seal.evaluate import compare, diff_text, result_from_dict
+    from seal.evaluate import compare, diff_text
 
-    methods: dict[str, list] = {}
-    for path in sorted((root / "knowledge").glob("*.json")):
-        d = _load(path)
-        if d is None or "methods" not in d or re.search(r"-s\d+$", path.stem) or path.stem.startswith("cpt"):
-            continue
-        for m, st in result_from_dict(d).methods.items():
-            methods.setdefault(m, []).append((st, path.stem))
+    methods, _ = _pooled_methods(root)
     rows = []
     for a, b in PAIRS:
         found = [(c, fa, fb) for sa, fa in methods.get(a, []) for sb, fb in methods.get(b, [])
@@ -256,7 +300,10 @@ TABLES: dict[str, Callable[[Path], str]] = {"forgetting": forgetting_table, "cod
                                             "knowledge_round1": lambda root: knowledge_table(root, "round1"),
                                             "knowledge_seal_rewrite":
                                                 lambda root: knowledge_table(root, "seal-rewrite"),
-                                            "knowledge_pairs": knowledge_pairs_table}
+                                            "knowledge_round1_rewrite":
+                                                lambda root: knowledge_table(root, "round1-rewrite"),
+                                            "knowledge_pairs": knowledge_pairs_table,
+                                            "knowledge_all": knowledge_all_table}
 _BLOCK = re.compile(r"(<!-- results:(?P<name>[a-z0-9_-]+) -->\n)(?P<body>.*?)(\n<!-- /results:(?P=name) -->)", re.S)
 
 

@@ -162,7 +162,8 @@ class Domain(ABC):
             scores = seal.evaluate(self, [(items[i].ctx, j.slot) for i, j in ok])
             by_item = {i: sc for (i, _), sc in zip(ok, scores, strict=True)}
             lls = {}
-            if ok and seal.cfg.rest_em.reward != "accuracy":  # while the trained adapters are in their slots
+            # the likelihoods while the trained adapters are still in their slots
+            if ok and reward_rule(seal.cfg.rest_em.reward, self) != "accuracy":
                 lls = dict(zip((i for i, _ in ok), seal.likelihoods(self, [(items[i].ctx, j.slot) for i, j in ok]),
                                strict=True))
             for i, res in zip(where, results, strict=True):
@@ -176,6 +177,15 @@ class Domain(ABC):
     def baselines(self, seal, ctxs: Sequence[Any]) -> list[float]:
         """The unedited model's score per context (cached by the engine: graded once per context)."""
         return [s.accuracy for s in seal.baselines(self, ctxs)]
+
+
+def reward_rule(configured: str, domain: Domain) -> str:
+    """The reward rule a ReST-EM run on ``domain`` uses: ``configured`` (``rest_em.reward``), except ``auto``
+    -> ``accuracy+likelihood`` for a domain with gold answers (knowledge: the setting that won the measured
+    sweep, README Results) and ``accuracy`` for one without (ARC, plug-in domains that only score)."""
+    if configured != "auto":
+        return configured
+    return "accuracy" if type(domain).task_targets is Domain.task_targets else "accuracy+likelihood"
 
 
 def checked_score(domain: Domain, value: Any, method: str) -> float:

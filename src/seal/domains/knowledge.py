@@ -180,7 +180,8 @@ def _qa_pairs(lines: list[str]) -> list[str]:
 class KnowledgeDomain(Domain):
     name = "knowledge"
     formats = FORMATS
-    default_format = "implications"
+    default_format = "rewrite"
+    """The format when none is named (``seal train --domain knowledge``); ``from_config`` takes the config's."""
 
     def __init__(self, include_passage: bool = True, max_sequences: int = 32,
                  template: Template | None = None) -> None:
@@ -193,7 +194,10 @@ class KnowledgeDomain(Domain):
 
     @classmethod
     def from_config(cls, cfg, template: Template | None = None) -> KnowledgeDomain:
-        return cls(cfg.self_edit.include_passage, cfg.self_edit.max_sequences, template)
+        dom = cls(cfg.self_edit.include_passage, cfg.self_edit.max_sequences, template)
+        if template is None and cfg.self_edit.format != "passage":
+            dom.default_format = cfg.self_edit.format
+        return dom
 
     def _templated(self, fmt: str) -> bool:
         return self.template is not None and fmt in self.template.format_names
