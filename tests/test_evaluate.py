@@ -179,3 +179,7 @@ def test_a_policy_writes_its_own_format_and_is_compared_to_it(tiny_lm, sample_pa
     legacy = {**d, "methods": {**d["methods"], "P": {**d["methods"]["P"], "vs": {"implications": {}}}}}
     del legacy["policies"]
     assert result_from_dict(legacy).policies == {"P": "implications"}
+    # a legacy file without an implications row: its policy rows are the ones the CLI named SEAL round-N
+    alone = {**legacy, "methods": {"passage": d["methods"]["passage"], "SEAL round-1": d["methods"]["P"]}}
+    alone["methods"]["SEAL round-1"] = {**d["methods"]["P"], "vs": {}}
+    assert result_from_dict(alone).policies == {"SEAL round-1": "implications"}

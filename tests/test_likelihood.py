@@ -16,7 +16,7 @@ from seal.jobs import Example, TrainJob
 from seal.likelihood import answer_likelihoods, combine_reward
 from seal.rest_em import RunError, train, train_knowledge
 from tests.conftest import SAMPLES
-from tests.test_rest_em import HashGrader, _cfg
+from tests.test_rest_em import HashGrader, _cfg, _seal
 
 
 def _direct(lm, prompt: str, answer: str) -> float:
@@ -108,8 +108,7 @@ def test_a_domain_without_gold_answers_refuses_the_likelihood_reward(tiny_lm, tm
     with pytest.raises(RunError, match="needs gold answers"):
         train(seal, NoTargets(), load_passages(SAMPLES), tmp_path / "run", fmt="implications")
     # the default, auto, is the plain accuracy reward there: the run goes on and records it
-    tiny_lm.model._seal_bank.detach()
-    seal = Seal(tiny_lm, _cfg(rounds=1, reward="auto"), grader=HashGrader(), slots=1 + cfg.rest_em.samples)
+    seal = _seal(tiny_lm, _cfg(rounds=1, reward="auto"))  # a fresh engine on the same model
     train(seal, NoTargets(), load_passages(SAMPLES)[:4], tmp_path / "auto", fmt="implications")
     assert json.loads((tmp_path / "auto" / "config.json").read_text())["reward"] == "accuracy"
     recs = [json.loads(line) for line in (tmp_path / "auto" / "samples.jsonl").read_text().splitlines()]

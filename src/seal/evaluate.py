@@ -23,6 +23,7 @@ self-edit took.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -222,8 +223,10 @@ def result_from_dict(d: dict[str, Any]) -> KnowledgeResult:
                                  train_tokens=round(v["train_tokens_per_edit"] * n))
     if "policies" in d:
         formats = dict(d["policies"])
-    else:  # files written before policies were recorded: a policy row was the one compared to implications
-        formats = {m: "implications" for m, v in d["methods"].items() if "implications" in v.get("vs", {})}
+    else:  # files written before policies were recorded, when every policy wrote implications: a policy row
+        # is the one compared to implications, or one the CLI named ``SEAL round-N`` (its file had no implications)
+        formats = {m: "implications" for m, v in d["methods"].items()
+                   if "implications" in v.get("vs", {}) or re.fullmatch(r"SEAL round-\d+", m)}
     return KnowledgeResult(methods, len(d["passages"]), d.get("wall_s", 0.0), list(d["passages"]),
                            list(d["seeds"]), formats)
 

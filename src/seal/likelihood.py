@@ -29,7 +29,6 @@ The config may also say ``auto`` (its default), which :func:`seal.domains.base.r
 domain."""
 
 
-
 def combine_reward(rule: str, d_accuracy: float, d_likelihood: float | None) -> float:
     """The reward of a self-edit from its accuracy change and likelihood change, by ``rule`` (``REWARDS``)."""
     if rule == "accuracy":

@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from seal.domains.base import Domain, call_domain, reward_rule
+from seal.domains.base import Domain, call_domain, has_gold_answers, reward_rule
 from seal.domains.knowledge import KnowledgeDomain, Passage
 from seal.engine import Seal
 from seal.executor import POLICY_SLOT, LocalExecutor, PassJob
@@ -151,7 +151,7 @@ def train(seal: Seal, domain: Domain, contexts: Sequence[Any], run_dir: str | Pa
     fmt = fmt or domain.default_format or domain.formats[0]
     rule = domain.selection or cfg.selection
     reward = reward_rule(cfg.reward, domain)
-    if reward != "accuracy" and type(domain).task_targets is Domain.task_targets:
+    if reward != "accuracy" and not has_gold_answers(domain):
         raise RunError(f"rest_em.reward={cfg.reward} needs gold answers; domain {domain.name!r} has none "
                        "(use rest_em.reward=accuracy or auto)")
     config = run_config(seal, data_source, domain.name, fmt)

@@ -238,9 +238,6 @@ def _pooled_methods(root: Path) -> tuple[dict[str, list], dict[str, str]]:
         formats.update(res.policies)
         for m, st in res.methods.items():
             methods.setdefault(m, []).append((st, path.stem))
-            if m.startswith("SEAL ") and m not in formats:  # a file from before policies were recorded
-                named = re.search(r"\((.+)\)$", m)
-                formats[m] = named.group(1) if named else "implications"
     return methods, formats
 
 
@@ -254,8 +251,8 @@ def knowledge_all_table(root: Path = RESULTS) -> str:
     methods, formats = _pooled_methods(root)
     if not methods:
         return "_No knowledge results yet: run `bash recipes/knowledge.sh`._"
-    best = {m: max(v, key=lambda x: (len(x[0].cells), x[1] == "single", [-ord(ch) for ch in x[1]]))
-            for m, v in methods.items()}
+    # the lists are in file-name order and max keeps the first of equals
+    best = {m: max(v, key=lambda x: (len(x[0].cells), x[1] == "single")) for m, v in methods.items()}
     out = ["| method | accuracy [95 % CI] | questions | seeds | − passage, points [95 % CI] | − its untrained "
            "format, points [95 % CI] | file |", "|---|---:|---:|---:|---:|---:|---|"]
     for m in method_order(best):

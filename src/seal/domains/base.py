@@ -179,13 +179,18 @@ class Domain(ABC):
         return [s.accuracy for s in seal.baselines(self, ctxs)]
 
 
+def has_gold_answers(domain: Domain) -> bool:
+    """Whether ``domain`` gives gold answers (defines ``task_targets``), which a likelihood reward needs."""
+    return type(domain).task_targets is not Domain.task_targets
+
+
 def reward_rule(configured: str, domain: Domain) -> str:
     """The reward rule a ReST-EM run on ``domain`` uses: ``configured`` (``rest_em.reward``), except ``auto``
     -> ``accuracy+likelihood`` for a domain with gold answers (knowledge: the setting that won the measured
     sweep, README Results) and ``accuracy`` for one without (ARC, plug-in domains that only score)."""
     if configured != "auto":
         return configured
-    return "accuracy" if type(domain).task_targets is Domain.task_targets else "accuracy+likelihood"
+    return "accuracy+likelihood" if has_gold_answers(domain) else "accuracy"
 
 
 def checked_score(domain: Domain, value: Any, method: str) -> float:
