@@ -20,12 +20,17 @@ def test_cpt_trains_one_adapter_per_method_on_all_passages(tiny_lm, sample_passa
     calls = []
     real = seal.train
     seal.train = lambda jobs, progress=None: calls.append(jobs) or real(jobs, progress)
-    result = evaluate_knowledge_cpt(seal, sample_passages[:2], ["base", "passage"])
+    ticks = []
+    result = evaluate_knowledge_cpt(seal, sample_passages[:2], ["base", "passage"],
+                                    progress=lambda d, t: ticks.append((d, t)))
     d = result.as_dict()["methods"]
     assert d["base"]["n_questions"] == d["passage"]["n_questions"] == 10
     assert len(calls) == 1 and len(calls[0]) == 1  # one adapter, trained once, on both passages
     assert len(calls[0][0].examples) == 2
     assert d["passage"]["edits"] == 1
+    # progress moves through the passages, then every LoRA step, then the answers: never back, ends full
+    assert ticks[:2] == [(1, 3), (2, 3)] and len(ticks) > 4
+    assert [a for a, _ in ticks] == sorted({a for a, _ in ticks}) and ticks[-1][0] == ticks[-1][1] > 3
 
 
 def test_single_trains_a_fresh_adapter_per_passage_and_method(tiny_lm, sample_passages):

@@ -117,6 +117,11 @@ def test_knowledge_all_takes_each_method_from_its_largest_file_and_compares_on_s
     write("other", {"rewrite": [2, 2, 2, 2], "SEAL round-2 (rewrite)": [3, 3, 3, 3]}, (0,),
           {"SEAL round-2 (rewrite)": "rewrite"})
     write("other-s0", {"passage": [5, 5, 5, 5]}, (0,))  # a per-seed part: not a pooled file
+    # a second evaluation set (other passages), with more cells: its own table, never pooled with these
+    second = KnowledgeResult({"rewrite": MethodStats(cells=[{"passage": f"q{i}", "seed": s, "correct": 5, "n": 5}
+                                                           for s in range(4) for i in range(4)])},
+                             4, 1.0, [f"q{i}" for i in range(4)], [0, 1, 2, 3], {}).as_dict()
+    (root / "knowledge" / "second.json").write_text(json.dumps(second))
     lines = results.knowledge_all_table(root).splitlines()
     assert len(lines) == 5
     assert lines[2] == "| passage | 20.0 % [20.0, 20.0] | 60 | 3 | – | – | single |"
@@ -126,3 +131,49 @@ def test_knowledge_all_takes_each_method_from_its_largest_file_and_compares_on_s
     assert lines[4] == ("| SEAL round-2 (rewrite) | 60.0 % [60.0, 60.0] | 20 | 1 | +40.0 [+40.0, +40.0] | "
                         "− rewrite +60.0 [+60.0, +60.0] | other |")
     assert "no knowledge results" in results.knowledge_all_table(tmp_path / "none").lower()
+
+
+def test_cpt_table_reads_the_largest_n_and_gives_costs_per_passage_and_per_adapter(tmp_path):
+    from seal.evaluate import KnowledgeResult, MethodStats
+
+    def write(n, passage_correct):
+        cells = lambda c: [{"passage": f"p{i}", "seed": 0, "correct": c, "n": 4} for i in range(n)]  # noqa: E731
+        methods = {"base": MethodStats(cells=cells(0)),
+                   "passage": MethodStats(cells=cells(passage_correct), edits=1, train_s=30.0, eval_s=10.0,
+                                          train_tokens=800),
+                   "rewrite": MethodStats(cells=cells(2), edits=1, train_s=50.0, eval_s=10.0, write_s=4.0 * n,
+                                          train_tokens=1600, failed_edits=1)}
+        d = KnowledgeResult(methods, n, 99.0, [f"p{i}" for i in range(n)], [0], {}).as_dict()
+        (root / "knowledge" / f"cpt-n{n}.json").write_text(json.dumps(d))
+
+    root = tmp_path / "results"
+    (root / "knowledge").mkdir(parents=True)
+    write(4, 1)
+    write(10, 1)  # n10 sorts before n4 by name: the table must still take N = 10
+    lines = results.knowledge_cpt_table(root).splitlines()
+    assert lines[2].startswith("| base (closed book) | 0.0 % [0.0, 0.0] | -25.0 [-25.0, -25.0] | – | – | – |")
+    assert lines[4] == "| rewrite (1 unusable) | 50.0 % [50.0, 50.0] | +25.0 [+25.0, +25.0] | 4.0 | 60 | 1600 |"
+    assert "N = 10 passages (cpt-n10.json), 40 questions per method" in lines[-1]
+    # the pooled single-passage tables never read CPT files
+    assert "no knowledge results" in results.knowledge_all_table(root).lower()
+    assert "no multi-passage results" in results.knowledge_cpt_table(tmp_path / "none").lower()
+
+
+def test_arc_table_has_a_row_per_method_of_each_file_with_its_task_set(tmp_path):
+    row = {"success_rate": 0.5, "ci95": [0.0, 1.0], "n_tasks": 2, "s_per_edit": 3.25, "n_edits": 4,
+           "invalid_edits": 1}
+    (tmp_path / "arc").mkdir()
+    (tmp_path / "arc" / "easy.json").write_text(json.dumps({"icl": {**row, "success_rate": 0.0},
+                                                            "ttt_self_edit": row, "manifest": {"wall_s": 61.0}}))
+    (tmp_path / "arc" / "shared.json").write_text(json.dumps({"oracle": row, "manifest": {}}))
+    (tmp_path / "arc" / "train.json").write_text(json.dumps({"rounds": [
+        {"round": 1, "contexts": 4, "samples": 3, "mean_reward": 0.25, "selected": 3, "wall_s": 300.4}]}))
+    *lines, blank, note = results.arc_table(tmp_path).splitlines()
+    assert blank == "" and note == ("The SEAL policy: ReST-EM round 1 on 4 other easy tasks × 3 self-edits, mean "
+                                    "reward 0.25, 3 kept, 300 s (train).")
+    assert lines[2] == "| easy demo set | ICL (no TTT) | 0.0 % [0.0, 100.0] | 2 | – | 3.2 | easy (61 s) |"
+    assert lines[3] == ("| easy demo set | TTT + self-edit (no RL) | 50.0 % [0.0, 100.0] | 2 | 4 (1 invalid) | 3.2 | "
+                        "easy (61 s) |")
+    assert lines[4].startswith("| shared ARC evaluation set | Oracle TTT") and lines[4].endswith("| shared (– s) |")
+    assert len(lines) == 5
+    assert "no arc results" in results.arc_table(tmp_path / "none").lower()

@@ -399,7 +399,8 @@ def evaluate_knowledge_cpt(seal: Seal, passages: list[Passage], methods: list[st
                            policy_formats: dict[str, str] | None = None,
                            progress: Callable[[int, int], None] | None = None) -> KnowledgeResult:
     """The multi-passage setting (continued pretraining): one adapter per method trained on the self-edits of
-    all passages at once, then evaluated on all their questions."""
+    all passages at once, then evaluated on all their questions. ``progress(done, total)`` counts the passages
+    written, then the LoRA steps (the total grows by them once training starts), then the answering pass."""
     policies, writers = policies or {}, writers or {}
     dom, fmt_of, trained, slots, result = _setup(seal, methods, policies, writers, policy_formats)
     result.passage_ids, result.seeds = [p.id for p in passages], [seed]
@@ -416,7 +417,7 @@ def evaluate_knowledge_cpt(seal: Seal, passages: list[Passage], methods: list[st
             except SelfEditError:
                 result.methods[m].failed_edits += 1
         if progress is not None:
-            progress(pi + 1, 2 * len(passages))
+            progress(pi + 1, len(passages) + 1)
     base_scores = seal.baselines(dom, passages)
     if "base" in methods:
         for p, sc in zip(passages, base_scores, strict=True):
@@ -428,7 +429,14 @@ def evaluate_knowledge_cpt(seal: Seal, passages: list[Passage], methods: list[st
     for m in set(trained) - set(ok):  # no usable self-edit at all: the model stays as it was
         for p, sc in zip(passages, base_scores, strict=True):
             result.methods[m].add(p.id, seed, sc.verdicts)
-    train_results = seal.train([TrainJob(slots[m], examples[m], seed=seed) for m in ok])
+    n_steps = [0]
+
+    def on_step(step: int, total: int) -> None:
+        n_steps[0] = max(n_steps[0], total)
+        if progress is not None:
+            progress(len(passages) + step, len(passages) + total + 1)
+
+    train_results = seal.train([TrainJob(slots[m], examples[m], seed=seed) for m in ok], progress=on_step)
     t1 = time.perf_counter()
     scores = seal.evaluate(dom, [(p, slots[m]) for m in ok for p in passages])
     eval_s = time.perf_counter() - t1
@@ -441,7 +449,8 @@ def evaluate_knowledge_cpt(seal: Seal, passages: list[Passage], methods: list[st
         stats.edits, stats.train_s, stats.eval_s = 1, train_total * tr.tokens / tokens_total, eval_s / len(ok)
         stats.train_tokens = tr.tokens
     if progress is not None:
-        progress(2 * len(passages), 2 * len(passages))
+        done = len(passages) + n_steps[0] + 1
+        progress(done, done)
     result.passages = len(passages)
     result.wall_s = time.perf_counter() - start
     return result

@@ -224,15 +224,19 @@ PAIRS = (("rewrite", "implications"), ("self-qa", "implications"), ("rewrite", "
 
 
 def _pooled_methods(root: Path) -> tuple[dict[str, list], dict[str, str]]:
-    """Every single-passage method of the pooled knowledge files (``results/knowledge/*.json`` but the per-seed
-    parts and CPT): method -> [(MethodStats, file stem)], and each policy row's self-edit format."""
+    """Every single-passage method of the pooled knowledge files (``results/knowledge/*.json`` on the passages
+    of ``single.json``, but the per-seed parts and CPT): method -> [(MethodStats, file stem)], and each policy
+    row's self-edit format. Files on other passages (a second evaluation set) have tables of their own."""
     from seal.evaluate import result_from_dict
 
     methods: dict[str, list] = {}
     formats: dict[str, str] = {}
+    main = set((_load(root / "knowledge" / "single.json") or {}).get("passages") or [])
     for path in sorted((root / "knowledge").glob("*.json")):
         d = _load(path)
         if d is None or "methods" not in d or re.search(r"-s\d+$", path.stem) or path.stem.startswith("cpt"):
+            continue
+        if main and set(d.get("passages") or []) != main:
             continue
         res = result_from_dict(d)
         formats.update(res.policies)
@@ -290,6 +294,66 @@ def knowledge_pairs_table(root: Path = RESULTS) -> str:
                       "|---|---:|---:|---|", *rows])
 
 
+
+def knowledge_cpt_table(root: Path = RESULTS) -> str:
+    """The multi-passage (CPT) table from the largest ``results/knowledge/cpt-nN.json`` (``recipes/cpt.sh``):
+    one adapter per method trained on all N passages' self-edits, so the costs are per passage (writing) and
+    for the one adapter (training and answering every question)."""
+    from seal.evaluate import vs_text
+
+    files = sorted((root / "knowledge").glob("cpt-n*.json"), key=lambda p: int(re.sub(r"\D", "", p.stem) or 0))
+    d = _load(files[-1]) if files else None
+    if d is None or "methods" not in d:
+        return "_No multi-passage results yet: run `bash recipes/cpt.sh`._"
+    n = len(d["passages"])
+    out = ["| method | accuracy [95 % CI] | − passage, points [95 % CI] | s writing / passage | s training + "
+           "answering (one adapter) | tokens trained |", "|---|---:|---:|---:|---:|---:|"]
+    for m in method_order(d["methods"]):
+        v = d["methods"][m]
+        label = {"base": "base (closed book)", "passage-in-prompt": "passage in prompt (open book)"}.get(m, m)
+        label += f" ({v['failed_edits']} unusable)" if v.get("failed_edits") else ""
+        write = f"{v['s_write_per_edit'] / n:.1f}" if v.get("s_write_per_edit", 0) >= 0.05 else "–"
+        cost, tokens = (f"{v['s_per_edit']:.0f}", f"{v['train_tokens_per_edit']:.0f}") if v["edits"] else ("–", "–")
+        out.append(f"| {label} | {_pct(v['accuracy'])} {_ci(v['ci95'], pct=True)} | {vs_text(v.get('vs', {}))} | "
+                   f"{write} | {cost} | {tokens} |")
+    any_m = next(iter(d["methods"].values()))
+    out += ["", f"N = {n} passages ({files[-1].name}), {any_m['n_questions']} questions per method, seed "
+            f"{', '.join(map(str, d['seeds']))}; intervals resample passages; {_num(d.get('wall_s'), '.0f')} s "
+            "in all."]
+    return "\n".join(out)
+
+
+ARC_FILES = (("easy", "easy demo set"), ("easy-seal", "easy demo set"), ("shared", "shared ARC evaluation set"))
+"""``results/arc/NAME.json`` (``recipes/arc.sh``) in table order, with the task set each was run on."""
+
+
+def arc_table(root: Path = RESULTS) -> str:
+    """One row per ARC row (ICL, TTT + self-edit, SEAL, oracle) of each ``results/arc/*.json``: success rate with
+    its 95 % interval over tasks, the self-edits tried and the seconds per self-edit."""
+    from seal.arc_loop import ROWS
+
+    out = []
+    for name, where in ARC_FILES:
+        d = _load(root / "arc" / f"{name}.json")
+        if d is None:
+            continue
+        wall = (d.get("manifest") or {}).get("wall_s")
+        for r, label in ROWS.items():
+            v = d.get(r)
+            if not isinstance(v, dict) or "success_rate" not in v:
+                continue
+            edits = "–" if r in ("icl", "oracle") else f"{v['n_edits']} ({v['invalid_edits']} invalid)"
+            out.append(f"| {where} | {label} | {_pct(v['success_rate'])} {_ci(v['ci95'], pct=True)} | "
+                       f"{v['n_tasks']} | {edits} | {v['s_per_edit']:.1f} | {name} ({_num(wall, '.0f')} s) |")
+    if not out:
+        return "_No ARC results yet: run `bash recipes/arc.sh`._"
+    train = _load(root / "arc" / "train.json") or {}
+    notes = [f"The SEAL policy: ReST-EM round {r['round']} on {r['contexts']} other easy tasks × {r['samples']} "
+             f"self-edits, mean reward {r['mean_reward']:.2f}, {r['selected']} kept, {r['wall_s']:.0f} s (train)."
+             for r in train.get("rounds", [])]
+    return "\n".join(["| tasks | method | success rate [95 % CI over tasks] | tasks | self-edits | s / self-edit | "
+                      "file (wall) |", "|---|---|---:|---:|---:|---:|---|", *out, *([""] + notes if notes else [])])
+
 TABLES: dict[str, Callable[[Path], str]] = {"forgetting": forgetting_table, "codebase": codebase_table,
                                             "routing": routing_table, "knowledge": knowledge_table,
                                             "rest_em": rest_em_table,
@@ -300,7 +364,9 @@ TABLES: dict[str, Callable[[Path], str]] = {"forgetting": forgetting_table, "cod
                                             "knowledge_round1_rewrite":
                                                 lambda root: knowledge_table(root, "round1-rewrite"),
                                             "knowledge_pairs": knowledge_pairs_table,
-                                            "knowledge_all": knowledge_all_table}
+                                            "knowledge_all": knowledge_all_table,
+                                            "knowledge_cpt": knowledge_cpt_table, "arc": arc_table,
+                                            "knowledge_second": lambda root: knowledge_table(root, "second")}
 _BLOCK = re.compile(r"(<!-- results:(?P<name>[a-z0-9_-]+) -->\n)(?P<body>.*?)(\n<!-- /results:(?P=name) -->)", re.S)
 
 
