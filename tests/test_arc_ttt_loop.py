@@ -342,3 +342,19 @@ def test_load_arc_dir_reads_the_shared_split(tmp_path):
     ts = tasks(2)
     save_tasks_json(ts, tmp_path / "x_evaluation_challenges.json", tmp_path / "x_evaluation_solutions.json")
     assert [t.task_id for t in load_arc_dir(tmp_path, "evaluation")] == [t.task_id for t in ts]
+
+
+def test_row_interval_comes_from_every_counted_evaluation():
+    # ICL, TTT + self-edit and SEAL rows count through _count; their interval must resample those outcomes
+    # (it once saw none: 1 of 6 solved showed [0, 0])
+    from types import SimpleNamespace
+
+    from seal.arc_loop import RowStats, _count
+
+    st = RowStats()
+    for i in range(6):
+        _count(st, SimpleNamespace(task_id=f"t{i}"), i == 0, 1.0)
+    d = st.as_dict()
+    assert d["success_rate"] == pytest.approx(1 / 6) and d["n_edits"] == 6 and len(st.outcomes) == 6
+    lo, hi = d["ci95"]
+    assert lo == 0.0 and 1 / 6 < hi <= 1.0  # P(a resample of 6 tasks holds no success) = (5/6)^6 > 2.5 %

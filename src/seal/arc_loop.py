@@ -224,6 +224,7 @@ def evaluate_arc(seal, tasks: Sequence[ArcTask], rows: Sequence[str], cfg: ArcCo
 
 def _count(stats: RowStats, task: ArcTask, solved: bool, seconds: float) -> None:
     stats.solved += bool(solved)
+    stats.outcomes.append((task.task_id, float(bool(solved))))
     stats.n += 1
     stats.seconds += seconds
     stats.tasks.add(task.task_id)
