@@ -343,7 +343,8 @@ def eval_knowledge(
     extra = {"log_path": log, "seeds": list(range(seed, seed + seeds)), "executor": ex} if mode == "single" else {}
     try:
         with progress_bar() as bar:
-            task = bar.add_task("passages" if mode == "single" else "passages written, LoRA steps, answers", total=len(passages))
+            what = "passages" if mode == "single" else "passages written, LoRA steps, answers"
+            task = bar.add_task(what, total=len(passages))
             result = run(s, passages, method_list, seed=seed, policies=policies, policy_formats=policy_formats,
                          writers=writers,
                          progress=lambda d, t: bar.update(task, completed=d, total=t), **extra)

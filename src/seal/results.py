@@ -145,6 +145,11 @@ def routing_table(root: Path = RESULTS) -> str:
     return "\n".join(out)
 
 
+def _label(method: str) -> str:
+    """A knowledge method's name in the tables: the two rows without an update say which book they are."""
+    return {"base": "base (closed book)", "passage-in-prompt": "passage in prompt (open book)"}.get(method, method)
+
+
 def method_order(methods) -> list[str]:
     """Knowledge methods in reading order: no update, open book, passage, the formats, then the rest (SEAL)."""
     from seal.config import KNOWLEDGE_FORMATS
@@ -182,7 +187,7 @@ def knowledge_table(root: Path = RESULTS, name: str = "single") -> str:
         cost = f"{v['s_per_edit']:.1f}" if v["edits"] else "–"
         write = f"{v['s_write_per_edit']:.1f}" if v.get("s_write_per_edit", 0) >= 0.05 else "–"
         tokens = f"{v['train_tokens_per_edit']:.0f}" if v["edits"] else "–"
-        label = {"base": "base (closed book)", "passage-in-prompt": "passage in prompt (open book)"}.get(m, m)
+        label = _label(m)
         fails = f" ({v['failed_edits']} unusable)" if v.get("failed_edits") else ""
         out.append(f"| {label}{fails} | {_pct(v['accuracy'])} {_ci(v['ci95'], pct=True)} | {diff} | {cost} | "
                    f"{write} | {tokens} |")
@@ -265,7 +270,7 @@ def knowledge_all_table(root: Path = RESULTS) -> str:
         vs_p = compare(st, best["passage"][0]) if "passage" in best and m != "passage" else None
         own = formats.get(m)
         vs_f = compare(st, best[own][0]) if own in best else None
-        label = {"base": "base (closed book)", "passage-in-prompt": "passage in prompt (open book)"}.get(m, m)
+        label = _label(m)
         out.append(f"| {label} | {_pct(d['accuracy'])} {_ci(d['ci95'], pct=True)} | {d['n_questions']} | "
                    f"{len(d['seeds'])} | {diff_text(vs_p) if vs_p else '–'} | "
                    f"{f'− {own} ' + diff_text(vs_f) if vs_f else '–'} | {stem} |")
@@ -294,7 +299,6 @@ def knowledge_pairs_table(root: Path = RESULTS) -> str:
                       "|---|---:|---:|---|", *rows])
 
 
-
 def knowledge_cpt_table(root: Path = RESULTS) -> str:
     """The multi-passage (CPT) table from the largest ``results/knowledge/cpt-nN.json`` (``recipes/cpt.sh``):
     one adapter per method trained on all N passages' self-edits, so the costs are per passage (writing) and
@@ -310,7 +314,7 @@ def knowledge_cpt_table(root: Path = RESULTS) -> str:
            "answering (one adapter) | tokens trained |", "|---|---:|---:|---:|---:|---:|"]
     for m in method_order(d["methods"]):
         v = d["methods"][m]
-        label = {"base": "base (closed book)", "passage-in-prompt": "passage in prompt (open book)"}.get(m, m)
+        label = _label(m)
         label += f" ({v['failed_edits']} unusable)" if v.get("failed_edits") else ""
         write = f"{v['s_write_per_edit'] / n:.1f}" if v.get("s_write_per_edit", 0) >= 0.05 else "–"
         cost, tokens = (f"{v['s_per_edit']:.0f}", f"{v['train_tokens_per_edit']:.0f}") if v["edits"] else ("–", "–")
@@ -351,8 +355,9 @@ def arc_table(root: Path = RESULTS) -> str:
     notes = [f"The SEAL policy: ReST-EM round {r['round']} on {r['contexts']} other easy tasks × {r['samples']} "
              f"self-edits, mean reward {r['mean_reward']:.2f}, {r['selected']} kept, {r['wall_s']:.0f} s (train)."
              for r in train.get("rounds", [])]
-    return "\n".join(["| tasks | method | success rate [95 % CI over tasks] | tasks | self-edits | s / self-edit | "
+    return "\n".join(["| task set | method | success rate [95 % CI over tasks] | tasks | self-edits | s / self-edit | "
                       "file (wall) |", "|---|---|---:|---:|---:|---:|---|", *out, *([""] + notes if notes else [])])
+
 
 TABLES: dict[str, Callable[[Path], str]] = {"forgetting": forgetting_table, "codebase": codebase_table,
                                             "routing": routing_table, "knowledge": knowledge_table,
