@@ -243,11 +243,7 @@ def _oracle(cache: OutcomeCache, task: ArcTask, cfg: ArcConfig, stats: RowStats)
                 solved_by = to_json(edit)
         if solved_by is not None:
             break
-    stats.solved += solved_by is not None
-    stats.outcomes.append((task.task_id, float(solved_by is not None)))
-    stats.n += 1
-    stats.seconds += seconds / max(len(tried), 1)  # the row's s/edit: per configuration evaluated
-    stats.tasks.add(task.task_id)
+    _count(stats, task, solved_by is not None, seconds / max(len(tried), 1))  # s/edit: per configuration tried
     return {"solved": solved_by is not None, "solved_by": solved_by, "tried": tried}
 
 
