@@ -6,6 +6,7 @@ error tests call ``main`` in-process (argv patched) or as a real subprocess; hap
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -318,6 +319,8 @@ def test_eval_writes_a_policys_own_format(tmp_path, margs, monkeypatch, capsys):
     assert set(d["methods"]["SEAL round-1 (rewrite)"]["vs"]) == {"passage", "rewrite"}
     record = json.loads(log.read_text().splitlines()[0])
     assert record["SEAL round-1 (rewrite)"]["self_edit"] is not None
+    weights = (run / "round-1" / "policy" / "adapter_model.safetensors").read_bytes()  # the manifest names them
+    assert d["manifest"]["policy_sha256"] == {str(run / "round-1"): hashlib.sha256(weights).hexdigest()}
 
 
 def test_eval_empty_selection(tmp_path, margs, monkeypatch, capsys):

@@ -15,7 +15,7 @@ import torch
 
 from seal import cli
 from seal.io import LogError, append_jsonl, atomic_savefig, read_jsonl
-from tests.conftest import SAMPLES, build_model
+from tests.conftest import SAMPLES, build_model, requires_default_model
 
 SETS = ["--set", "inner_loop.epochs=1", "--set", "self_edit.max_new_tokens=16", "--set", "eval.answer_tokens=4"]
 
@@ -218,6 +218,21 @@ def test_two_first_conversions_at_once_convert_once(tmp_path, monkeypatch):
     for t in threads:
         t.join()
     assert not errors and len(calls) == 1 and results[0] == results[1]
+
+
+@pytest.mark.slow
+@requires_default_model
+def test_first_gguf_conversion_draws_no_third_party_bar(tmp_path, monkeypatch, capfd):
+    """transformers' GGUF reader has its own tqdm bar that disable_progress_bar misses (a fresh machine showed
+    it), and save_pretrained draws "Writing model shards": the conversion prints no bar at all."""
+    from seal import model as m
+
+    monkeypatch.setenv("SEAL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("SEAL_HF_PROGRESS", raising=False)
+    capfd.readouterr()
+    path, _ = m.resolve_checkpoint(m.DEFAULT_MODEL)
+    err = capfd.readouterr().err
+    assert (Path(path) / "config.json").is_file() and "%|" not in err, err[-300:]  # a tqdm bar's mark
 
 
 def test_publishing_onto_a_finished_conversion_keeps_it(tmp_path):

@@ -285,7 +285,7 @@ def eval_knowledge(
     from seal.domains.knowledge import load_passages
     from seal.evaluate import BASELINE_METHODS, evaluate_knowledge, evaluate_knowledge_cpt, markdown_table
     from seal.io import atomic_write_json
-    from seal.manifest import manifest
+    from seal.manifest import file_sha256, manifest
 
     t0 = time.perf_counter()
     if mode not in ("single", "cpt"):
@@ -322,11 +322,13 @@ def eval_knowledge(
     s = load_seal(cfg, grader=judge)
     policies: dict[str, int] = {}
     policy_formats: dict[str, str] = {}
+    policy_sha256: dict[str, str] = {}  # which weights each policy row used, in the manifest
     if policy:
         from seal.rest_em import load_policy
 
         for slot, (path, fmt) in enumerate(zip(policy, trained_on, strict=True)):
             loaded = load_policy(s, path, slot=slot)
+            policy_sha256[str(path)] = file_sha256(loaded / "adapter_model.safetensors")
             name = f"SEAL {loaded.parent.name}" if loaded.name == "policy" else f"SEAL {loaded.name}"
             name = name if fmt == "implications" else f"{name} ({fmt})"
             name = name if name not in policies else f"{name} ({slot})"
@@ -359,7 +361,7 @@ def eval_knowledge(
         d["manifest"] = manifest(command=command_line(ctx), config=cfg.to_dict(), seeds=result.seeds,
                                  data=[f"{Path(data).resolve()}[{offset}:{offset + limit}]"],
                                  wall_s=time.perf_counter() - t0, passage_ids=result.passage_ids, mode=mode,
-                                 policies=[str(p) for p in policy or []])
+                                 policies=[str(p) for p in policy or []], policy_sha256=policy_sha256)
         atomic_write_json(json_out, d)
     if plot is not None:
         from seal.results import knowledge_plot

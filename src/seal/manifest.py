@@ -10,6 +10,7 @@ Every figure seal writes for a person to cite carries one, as a ``manifest`` key
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import shlex
@@ -31,6 +32,15 @@ def git_commit(cwd: str | Path | None = None) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return head + ("+dirty" if dirty else "")
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a file's bytes (e.g. a policy's adapter weights, so a manifest names the weights it used)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def cpu_model() -> str:

@@ -14,6 +14,7 @@ about a second::
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import logging
 import os
@@ -110,25 +111,48 @@ def embedded_gguf() -> Path:
     return path
 
 
+@contextlib.contextmanager
+def _quiet_conversion():
+    """No third-party bars while converting, unless SEAL_HF_PROGRESS asks for them: transformers' GGUF reader
+    draws its own tqdm bar ("Converting and de-quantizing GGUF tensors"), which its ``disable_progress_bar``
+    does not reach, and ``save_pretrained`` draws "Writing model shards"."""
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
+    from transformers.utils import logging as hf_logging
+
+    bar, hf_bars = getattr(gguf_utils, "tqdm", None), hf_logging.is_progress_bar_enabled()
+    if os.environ.get("SEAL_HF_PROGRESS") or bar is None:
+        yield
+        return
+    gguf_utils.tqdm = functools.partial(bar, disable=True)
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = bar
+        if hf_bars:
+            hf_logging.enable_progress_bar()
+
+
 def _convert_gguf(gguf: Path, target: Path) -> None:
     """Dequantize a GGUF checkpoint once and save it as a safetensors checkpoint (atomic directory rename)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     log.info("converting %s to safetensors (once) into %s", gguf.name, target)
-    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    model.hf_quantizer = None  # the GGUF marks make save_pretrained refuse; the weights are plain floats now
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
-    try:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tok.save_pretrained(tmp)
-        _publish(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with _quiet_conversion():
+        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        model.hf_quantizer = None  # the GGUF marks make save_pretrained refuse; the weights are plain floats now
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
+        try:
+            model.save_pretrained(tmp, safe_serialization=True)
+            tok.save_pretrained(tmp)
+            _publish(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
 
 def _publish(tmp: Path, target: Path) -> None:
