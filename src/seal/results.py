@@ -359,6 +359,12 @@ def arc_table(root: Path = RESULTS) -> str:
                       "file (wall) |", "|---|---|---:|---:|---:|---:|---|", *out, *([""] + notes if notes else [])])
 
 
+def _reproduce_table(root: Path) -> str:
+    from seal.reproduce import reproduce_table
+
+    return reproduce_table(root)
+
+
 TABLES: dict[str, Callable[[Path], str]] = {"forgetting": forgetting_table, "codebase": codebase_table,
                                             "routing": routing_table, "knowledge": knowledge_table,
                                             "rest_em": rest_em_table,
@@ -371,7 +377,8 @@ TABLES: dict[str, Callable[[Path], str]] = {"forgetting": forgetting_table, "cod
                                             "knowledge_pairs": knowledge_pairs_table,
                                             "knowledge_all": knowledge_all_table,
                                             "knowledge_cpt": knowledge_cpt_table, "arc": arc_table,
-                                            "knowledge_second": lambda root: knowledge_table(root, "second")}
+                                            "knowledge_second": lambda root: knowledge_table(root, "second"),
+                                            "reproduce": lambda root: _reproduce_table(root)}
 _BLOCK = re.compile(r"(<!-- results:(?P<name>[a-z0-9_-]+) -->\n)(?P<body>.*?)(\n<!-- /results:(?P=name) -->)", re.S)
 
 
