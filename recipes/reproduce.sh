@@ -7,8 +7,8 @@
 # - original with 95 % intervals, and the share of answers that came out word for word the same. Run it on a
 # clean clone (no runs/), or give RUN a fresh directory: an existing $RUN is resumed, not retrained. A finished
 # step is kept (its file exists); rerun after an interruption. Measured on a 2-core AMD EPYC (AVX2): ReST-EM
-# 55 min, LIMIT=5 ~10 min (40 passages: ~70 min); the published files were made on a 2-core Intel Xeon
-# (AVX-512) in about half that.
+# 50.4 min (30.2 on the 2-core Intel Xeon with AVX-512 that made the published run), LIMIT=5 4.4 min (53 s a
+# passage, as on the Xeon: 40 passages ~36 min).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEAL=${SEAL:-.venv/bin/seal}

@@ -159,6 +159,7 @@ def _machine(who: dict[str, Any]) -> str:
 def reproduce_table(root: Path) -> str:
     """The README's table of every comparison under ``results/reproduce/``: original, rerun, rerun − original."""
     from seal.evaluate import diff_text
+    from seal.results import method_order
 
     rows = []
     for path in sorted((root / "reproduce").glob("*.json")):
@@ -175,9 +176,12 @@ def reproduce_table(root: Path) -> str:
                             f"{_interval(x.get('rerun_ci95'), 3)} | {diff} | – |")
             who = (r["original"], r["rerun"])
         if k := d.get("knowledge"):
-            for x in k["methods"]:
+            by_name = {x["method"]: x for x in k["methods"]}
+            for x in (by_name[m] for m in method_order(by_name)):
                 diff = "–" if x["diff"] is None else f"{diff_text(x)} points"
                 same = "–" if x.get("same_answers") is None else f"{100 * x['same_answers']:.0f} %"
+                if x.get("same_self_edits") is not None:
+                    same += f" (self-edits {100 * x['same_self_edits']:.0f} %)"
                 rows.append(f"| {path.stem} | {x['method']}: accuracy ({k['passages']} passages, "
                             f"{x['n_questions'][0]} questions) | {_pct(x['original'])} | {_pct(x['rerun'])} | "
                             f"{diff} | {same} |")
