@@ -2,10 +2,10 @@
 # Every result in the README, regenerated from the shared data and the default model, then the README's tables
 # rewritten from results/ (python -m seal.results readme). Expected wall time on the 2-core development machine
 # (an Intel Xeon with AVX-512; on a 2-core AMD EPYC with AVX2, ReST-EM took 1.7x as long, evaluation as long):
-# ~13 h (ReST-EM ~27 min, knowledge table ~35-40 min per seed at 40 passages (3 seeds), the other formats ~35 min,
+# ~14 h (ReST-EM ~27 min, knowledge table ~35-40 min per seed at 40 passages (3 seeds), the other formats ~35 min,
 # SEAL round 1 ~15 min, ReST-EM on rewrite ~30 min and its rows ~40 min per seed (3 seeds), self-qa and the
 # rewrite SEAL round 1 ~32 min per seed (3 seeds), forgetting ~75 min,
-# a second evaluation set ~30 min (1 seed), codebase ~20 min, ARC ~23 min, CPT ~76 min, benchmarks
+# a second evaluation set ~36 min per seed (3 seeds), codebase ~20 min, ARC ~23 min, CPT ~76 min, benchmarks
 # ~25 min, kill soak and routing threshold ~2 min).
 # Each step skips nothing it has not done; rerun after an interruption (ReST-EM resumes, finished forgetting results are kept).
 set -euo pipefail
@@ -29,7 +29,7 @@ step "knowledge: SEAL on the rewrite format" env RUN=runs/rest-em-rewrite ROUNDS
 step "knowledge: self-qa and SEAL round 1 on rewrite" env RUN=runs/rest-em-rewrite ROUNDS=1 METHODS=base,self-qa \
     SEEDS=3 OUT=results/knowledge/round1-rewrite bash recipes/knowledge.sh
 step "knowledge: a second evaluation set (passages 1040-1079)" env OFFSET=1040 RUN=runs/rest-em-rewrite ROUNDS=2 \
-    METHODS=base,passage SEEDS=1 OUT=results/knowledge/second bash recipes/knowledge.sh
+    METHODS=base,passage SEEDS=3 OUT=results/knowledge/second bash recipes/knowledge.sh
 step "multi-passage (CPT)" env RUN=runs/rest-em-rewrite ROUND=2 bash recipes/cpt.sh
 step "forgetting" bash recipes/forgetting.sh
 step "codebase" bash recipes/codebase.sh
