@@ -47,6 +47,7 @@ from seal.cli_continual import register as register_continual
 from seal.cli_domains import register as register_domains
 from seal.cli_export import register as register_export
 from seal.cli_serve import register as register_serve
+from seal.manifest import record_start
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="SEAL: a language model that learns by "
                   "writing its own fine-tuning data.")
@@ -72,6 +73,7 @@ def _version(value: bool) -> None:
 def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                                 help="Print the version and exit.")] = False) -> None:
     """SEAL: a language model that learns by writing its own fine-tuning data."""
+    record_start()
 
 
 # --------------------------------------------------------------------------- learn / ask

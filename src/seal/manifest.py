@@ -20,18 +20,34 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+# what a result file's figures do not depend on: other results and prose (a recipe that writes several files
+# in turn, or a README regenerated between two runs, leaves the code it ran clean)
+NOT_CODE = (":(exclude)results", ":(exclude)*.md")
+_started: dict[str, str | None] = {}
+
 
 def git_commit(cwd: str | Path | None = None) -> str | None:
-    """The checked-out commit, with ``+dirty`` when the tree has uncommitted changes; None outside git."""
+    """The checked-out commit, with ``+dirty`` when tracked files other than ``results/`` and Markdown have
+    uncommitted changes; None outside git."""
     cwd = Path(cwd) if cwd else Path(__file__).resolve().parent
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10,
                               check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=cwd, capture_output=True, text=True,
+                             timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *NOT_CODE],
+                               cwd=top, capture_output=True, text=True, timeout=10, check=True).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return head + ("+dirty" if dirty else "")
+
+
+def record_start() -> str | None:
+    """Note the commit now, as the one a long command runs (``seal`` calls this when it starts): a manifest
+    written at the end names the code that was loaded, not a commit made while the command ran."""
+    if "commit" not in _started:
+        _started["commit"] = git_commit()
+    return _started["commit"]
 
 
 def file_sha256(path: str | Path) -> str:
@@ -67,6 +83,7 @@ def machine() -> dict[str, Any]:
 def manifest(*, command: Sequence[str] | str, config: Any = None, seeds: Sequence[int] = (),
              data: Sequence[str] = (), wall_s: float | None = None, **extra: Any) -> dict[str, Any]:
     cmd = command if isinstance(command, str) else shlex.join(str(c) for c in command)
-    return {"command": cmd, "commit": git_commit(), "config": config, "seeds": list(seeds), "data": list(data),
+    commit = _started["commit"] if "commit" in _started else git_commit()
+    return {"command": cmd, "commit": commit, "config": config, "seeds": list(seeds), "data": list(data),
             "machine": machine(), "wall_s": None if wall_s is None else round(wall_s, 2),
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"), **extra}
