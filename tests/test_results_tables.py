@@ -130,6 +130,13 @@ def test_knowledge_all_takes_each_method_from_its_largest_file_and_compares_on_s
     # the SEAL row is compared on the cells it shares (seed 0) with passage and with rewrite (from single)
     assert lines[4] == ("| SEAL round-2 (rewrite) | 60.0 % [60.0, 60.0] | 20 | 1 | +40.0 [+40.0, +40.0] | "
                         "− rewrite +60.0 [+60.0, +60.0] | other |")
+    # the second set pools its own files (a row run apart, on the same passages), never the first set's
+    both = {"passage": MethodStats(cells=[{"passage": f"q{i}", "seed": 0, "correct": 1, "n": 5} for i in range(4)])}
+    (root / "knowledge" / "second-rewrite.json").write_text(json.dumps(KnowledgeResult(
+        both, 4, 1.0, [f"q{i}" for i in range(4)], [0], {}).as_dict()))
+    lines = results.knowledge_all_table(root, "second").splitlines()
+    assert lines[2:] == ["| passage | 20.0 % [20.0, 20.0] | 20 | 1 | – | – | second-rewrite |",
+                         "| rewrite | 100.0 % [100.0, 100.0] | 80 | 4 | +80.0 [+80.0, +80.0] | – | second |"]
     assert "no knowledge results" in results.knowledge_all_table(tmp_path / "none").lower()
 
 

@@ -228,15 +228,15 @@ PAIRS = (("rewrite", "implications"), ("self-qa", "implications"), ("rewrite", "
 """Paired differences across the pooled knowledge files (the same passages and seeds in each)."""
 
 
-def _pooled_methods(root: Path) -> tuple[dict[str, list], dict[str, str]]:
+def _pooled_methods(root: Path, main_set: str = "single") -> tuple[dict[str, list], dict[str, str]]:
     """Every single-passage method of the pooled knowledge files (``results/knowledge/*.json`` on the passages
-    of ``single.json``, but the per-seed parts and CPT): method -> [(MethodStats, file stem)], and each policy
+    of ``MAIN_SET.json``, but the per-seed parts and CPT): method -> [(MethodStats, file stem)], and each policy
     row's self-edit format. Files on other passages (a second evaluation set) have tables of their own."""
     from seal.evaluate import result_from_dict
 
     methods: dict[str, list] = {}
     formats: dict[str, str] = {}
-    main = set((_load(root / "knowledge" / "single.json") or {}).get("passages") or [])
+    main = set((_load(root / "knowledge" / f"{main_set}.json") or {}).get("passages") or [])
     for path in sorted((root / "knowledge").glob("*.json")):
         d = _load(path)
         if d is None or "methods" not in d or re.search(r"-s\d+$", path.stem) or path.stem.startswith("cpt"):
@@ -250,18 +250,19 @@ def _pooled_methods(root: Path) -> tuple[dict[str, list], dict[str, str]]:
     return methods, formats
 
 
-def knowledge_all_table(root: Path = RESULTS) -> str:
-    """One row per knowledge method over all pooled files, each from the file where it has the most (passage,
-    seed) cells (of equals, ``single``, then name order), with its paired difference to ``passage`` and, for a
-    SEAL row, to the untrained model's row of its format, over the cells the two share. ``base``, ``passage``
-    and open book sample nothing, so their cells are the same in every file (same passages, seeds, adapters)."""
+def knowledge_all_table(root: Path = RESULTS, main_set: str = "single") -> str:
+    """One row per knowledge method over all pooled files on the passages of ``MAIN_SET.json``, each from the
+    file where it has the most (passage, seed) cells (of equals, ``MAIN_SET``, then name order), with its paired
+    difference to ``passage`` and, for a SEAL row, to the untrained model's row of its format, over the cells
+    the two share. ``base``, ``passage`` and open book sample nothing, so their cells are the same in every file
+    (same passages, seeds, adapters)."""
     from seal.evaluate import compare, diff_text
 
-    methods, formats = _pooled_methods(root)
+    methods, formats = _pooled_methods(root, main_set)
     if not methods:
         return "_No knowledge results yet: run `bash recipes/knowledge.sh`._"
     # the lists are in file-name order and max keeps the first of equals
-    best = {m: max(v, key=lambda x: (len(x[0].cells), x[1] == "single")) for m, v in methods.items()}
+    best = {m: max(v, key=lambda x: (len(x[0].cells), x[1] == main_set)) for m, v in methods.items()}
     out = ["| method | accuracy [95 % CI] | questions | seeds | − passage, points [95 % CI] | − its untrained "
            "format, points [95 % CI] | file |", "|---|---:|---:|---:|---:|---:|---|"]
     for m in method_order(best):
@@ -378,6 +379,8 @@ TABLES: dict[str, Callable[[Path], str]] = {"forgetting": forgetting_table, "cod
                                             "knowledge_all": knowledge_all_table,
                                             "knowledge_cpt": knowledge_cpt_table, "arc": arc_table,
                                             "knowledge_second": lambda root: knowledge_table(root, "second"),
+                                            "knowledge_second_all":
+                                                lambda root: knowledge_all_table(root, "second"),
                                             "reproduce": lambda root: _reproduce_table(root)}
 _BLOCK = re.compile(r"(<!-- results:(?P<name>[a-z0-9_-]+) -->\n)(?P<body>.*?)(\n<!-- /results:(?P=name) -->)", re.S)
 
