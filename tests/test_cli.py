@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -309,18 +310,25 @@ def test_eval_writes_a_policys_own_format(tmp_path, margs, monkeypatch, capsys):
     train = ["train", "knowledge", "--out", str(run), "--rounds", "1", "--contexts", "1", "--samples", "1",
              "--set", "self_edit.format=rewrite", *margs]
     assert run_main(monkeypatch, capsys, train)[0] == 0
+    assert json.loads((run / "config.json").read_text())["reward"] == "accuracy+likelihood"  # auto, resolved
+    other = tmp_path / "other"  # the same policy as if trained with the accuracy reward: its row says so
+    shutil.copytree(run, other)
+    cfg = json.loads((other / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps(cfg | {"reward": "accuracy"}))
     out, log = tmp_path / "eval.json", tmp_path / "eval.jsonl"
     code, _, err = run_main(monkeypatch, capsys, ["eval", "knowledge", "--limit", "1", "--methods",
                                                   "passage,rewrite", "--policy", str(run / "round-1"),
+                                                  "--policy", str(other / "round-1"),
                                                   "--json", str(out), "--log", str(log), *margs])
     assert code == 0, err
     d = json.loads(out.read_text())
-    assert d["policies"] == {"SEAL round-1 (rewrite)": "rewrite"}
+    assert d["policies"] == {"SEAL round-1 (rewrite)": "rewrite", "SEAL round-1 (rewrite, accuracy)": "rewrite"}
     assert set(d["methods"]["SEAL round-1 (rewrite)"]["vs"]) == {"passage", "rewrite"}
     record = json.loads(log.read_text().splitlines()[0])
     assert record["SEAL round-1 (rewrite)"]["self_edit"] is not None
     weights = (run / "round-1" / "policy" / "adapter_model.safetensors").read_bytes()  # the manifest names them
-    assert d["manifest"]["policy_sha256"] == {str(run / "round-1"): hashlib.sha256(weights).hexdigest()}
+    assert d["manifest"]["policy_sha256"] == {str(p / "round-1"): hashlib.sha256(weights).hexdigest()
+                                              for p in (run, other)}
 
 
 def test_eval_empty_selection(tmp_path, margs, monkeypatch, capsys):

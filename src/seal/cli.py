@@ -318,9 +318,11 @@ def eval_knowledge(
         from seal.grading import make_grader
 
         judge = make_grader("judge", url=cfg.eval.judge_url, model=cfg.eval.judge_model, api_key=judge_key)
-    from seal.rest_em import policy_format
+    from seal.rest_em import policy_format, policy_reward
 
     trained_on = [policy_format(path) or "implications" for path in policy or []]  # before the model loads
+    # a run trained with another reward than the knowledge default says so in its row's name
+    rewards = [r if (r := policy_reward(path)) in ("accuracy", "likelihood") else None for path in policy or []]
     s = load_seal(cfg, grader=judge)
     policies: dict[str, int] = {}
     policy_formats: dict[str, str] = {}
@@ -328,11 +330,12 @@ def eval_knowledge(
     if policy:
         from seal.rest_em import load_policy
 
-        for slot, (path, fmt) in enumerate(zip(policy, trained_on, strict=True)):
+        for slot, (path, fmt, reward) in enumerate(zip(policy, trained_on, rewards, strict=True)):
             loaded = load_policy(s, path, slot=slot)
             policy_sha256[str(path)] = file_sha256(loaded / "adapter_model.safetensors")
             name = f"SEAL {loaded.parent.name}" if loaded.name == "policy" else f"SEAL {loaded.name}"
-            name = name if fmt == "implications" else f"{name} ({fmt})"
+            tags = ", ".join(t for t in (None if fmt == "implications" else fmt, reward) if t)
+            name = f"{name} ({tags})" if tags else name
             name = name if name not in policies else f"{name} ({slot})"
             policies[name], policy_formats[name] = slot, fmt
             method_list.append(name)

@@ -129,14 +129,24 @@ def load_policy(seal: Seal, path: str | Path, slot: int = POLICY_SLOT) -> Path:
     raise RunError(f"no policy adapter under {path} (expected RUN_DIR, RUN_DIR/round-N or an adapter dir)")
 
 
-def policy_format(path: str | Path) -> str | None:
-    """The self-edit format a policy was trained to write: ``format`` in the ``config.json`` of its run (``path``
-    is the run, a round of it, or a round's ``policy`` dir); None when no run config is found."""
+def _run_config(path: str | Path) -> dict[str, Any]:
+    """The ``config.json`` of the run ``path`` belongs to (the run, a round of it, or a round's ``policy`` dir);
+    {} when none is found."""
     path = Path(path)
     for d in (path, path.parent, path.parent.parent):
         if (d / "config.json").is_file():
-            return _read_json(d / "config.json").get("format") or None
-    return None
+            return _read_json(d / "config.json")
+    return {}
+
+
+def policy_format(path: str | Path) -> str | None:
+    """The self-edit format a policy was trained to write (``format`` in its run's config); None if unknown."""
+    return _run_config(path).get("format") or None
+
+
+def policy_reward(path: str | Path) -> str | None:
+    """The reward rule a policy was trained with (``reward`` in its run's config, as resolved); None if unknown."""
+    return _run_config(path).get("reward") or None
 
 
 def train(seal: Seal, domain: Domain, contexts: Sequence[Any], run_dir: str | Path, *, fmt: str | None = None,

@@ -224,7 +224,10 @@ PAIRS = (("rewrite", "implications"), ("self-qa", "implications"), ("rewrite", "
          ("SEAL round-2 (rewrite)", "rewrite"), ("SEAL round-2 (rewrite)", "passage"),
          ("SEAL round-2 (rewrite)", "implications"), ("SEAL round-2 (rewrite)", "SEAL round-2"),
          ("self-qa", "passage"), ("SEAL round-1 (rewrite)", "rewrite"), ("SEAL round-1 (rewrite)", "passage"),
-         ("SEAL round-2 (rewrite)", "SEAL round-1 (rewrite)"))
+         ("SEAL round-2 (rewrite)", "SEAL round-1 (rewrite)"),
+         # the reward control: the same run with the paper's accuracy reward
+         ("SEAL round-1 (rewrite, accuracy)", "SEAL round-1 (rewrite)"), ("SEAL round-1 (rewrite, accuracy)", "rewrite"),
+         ("SEAL round-1 (rewrite, accuracy)", "passage"))
 """Paired differences across the pooled knowledge files (the same passages and seeds in each)."""
 
 
