@@ -30,6 +30,13 @@ step "knowledge: self-qa and SEAL round 1 on rewrite" env RUN=runs/rest-em-rewri
     SEEDS=3 OUT=results/knowledge/round1-rewrite bash recipes/knowledge.sh
 step "knowledge: a second evaluation set (passages 1040-1079)" env OFFSET=1040 RUN=runs/rest-em-rewrite ROUNDS=2 \
     METHODS=base,passage SEEDS=3 OUT=results/knowledge/second bash recipes/knowledge.sh
+step "knowledge: the untrained rewrites on the second set" env OFFSET=1040 RUN=none METHODS=rewrite SEEDS=3 \
+    OUT=results/knowledge/second-rewrite bash recipes/knowledge.sh
+step "ReST-EM on rewrite with the paper's accuracy reward (the reward control, round 1)" env \
+    RUN=runs/rest-em-rewrite-acc REWARD=accuracy ROUNDS=1 SAMPLES=4 FORMAT=rewrite \
+    SUMMARY=results/rest_em/rewrite-accuracy.json bash recipes/rest_em.sh
+step "knowledge: SEAL round 1 with the accuracy reward" env RUN=runs/rest-em-rewrite-acc ROUNDS=1 METHODS=passage \
+    SEEDS=1 OUT=results/knowledge/round1-rewrite-accuracy bash recipes/knowledge.sh
 step "multi-passage (CPT)" env RUN=runs/rest-em-rewrite ROUND=2 bash recipes/cpt.sh
 step "forgetting" bash recipes/forgetting.sh
 step "codebase" bash recipes/codebase.sh
