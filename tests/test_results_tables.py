@@ -137,6 +137,14 @@ def test_knowledge_all_takes_each_method_from_its_largest_file_and_compares_on_s
     lines = results.knowledge_all_table(root, "second").splitlines()
     assert lines[2:] == ["| passage | 20.0 % [20.0, 20.0] | 20 | 1 | – | – | second-rewrite |",
                          "| rewrite | 100.0 % [100.0, 100.0] | 80 | 4 | +80.0 [+80.0, +80.0] | – | second |"]
+    # both sets at once: the rows both have, their cells pooled (passages never counted twice)
+    lines = results.knowledge_all_table(root, "single", "second").splitlines()
+    assert lines[2] == "| passage | 20.0 % [20.0, 20.0] | 80 | 3 | – | – | single + second-rewrite |"
+    # rewrite: 0/5 on 12 first-set cells, 5/5 on 16 second-set ones; − passage over the 16 cells both have
+    assert lines[3].startswith("| rewrite | 57.1 % [") and "| 140 | 4 | +5.0 [" in lines[3]
+    assert lines[3].endswith("| single + second |") and len(lines) == 4  # SEAL: on the first set only
+    with pytest.raises(ValueError, match="share passages"):
+        results.knowledge_all_table(root, "single", "single")
     assert "no knowledge results" in results.knowledge_all_table(tmp_path / "none").lower()
 
 

@@ -253,19 +253,31 @@ def _pooled_methods(root: Path, main_set: str = "single") -> tuple[dict[str, lis
     return methods, formats
 
 
-def knowledge_all_table(root: Path = RESULTS, main_set: str = "single") -> str:
-    """One row per knowledge method over all pooled files on the passages of ``MAIN_SET.json``, each from the
-    file where it has the most (passage, seed) cells (of equals, ``MAIN_SET``, then name order), with its paired
-    difference to ``passage`` and, for a SEAL row, to the untrained model's row of its format, over the cells
-    the two share. ``base``, ``passage`` and open book sample nothing, so their cells are the same in every file
-    (same passages, seeds, adapters)."""
-    from seal.evaluate import compare, diff_text
-
+def _best_rows(root: Path, main_set: str) -> tuple[dict[str, tuple], dict[str, str]]:
+    """Per method of the pooled files on ``MAIN_SET``'s passages, (stats, file stem) from the file with the most
+    (passage, seed) cells (of equals, ``MAIN_SET``, then name order); and each policy row's format."""
     methods, formats = _pooled_methods(root, main_set)
-    if not methods:
-        return "_No knowledge results yet: run `bash recipes/knowledge.sh`._"
     # the lists are in file-name order and max keeps the first of equals
-    best = {m: max(v, key=lambda x: (len(x[0].cells), x[1] == main_set)) for m, v in methods.items()}
+    return {m: max(v, key=lambda x: (len(x[0].cells), x[1] == main_set)) for m, v in methods.items()}, formats
+
+
+def knowledge_all_table(root: Path = RESULTS, main_set: str = "single", *more_sets: str) -> str:
+    """One row per knowledge method over all pooled files on the passages of ``MAIN_SET.json`` (see
+    :func:`_best_rows`), with its paired difference to ``passage`` and, for a SEAL row, to the untrained model's
+    row of its format, over the cells the two share. ``base``, ``passage`` and open book sample nothing, so their
+    cells are the same in every file (same passages, seeds, adapters). With ``more_sets`` (other evaluation sets,
+    on other passages), the methods every set has, their cells pooled over the sets."""
+    from seal.evaluate import MethodStats, compare, diff_text
+
+    sets = [_best_rows(root, name) for name in (main_set, *more_sets)]
+    if not all(b for b, _ in sets):
+        return "_No knowledge results yet: run `bash recipes/knowledge.sh`._"
+    formats = {k: v for _, f in sets for k, v in f.items()}
+    best = {m: (MethodStats(cells=[c for b, _ in sets for c in b[m][0].cells]), " + ".join(b[m][1] for b, _ in sets))
+            for m in sets[0][0] if all(m in b for b, _ in sets)}
+    cells = [{c["passage"] for c in b[m][0].cells} for b, _ in sets for m in list(b)[:1]]
+    if len(set().union(*cells)) != sum(map(len, cells)):
+        raise ValueError(f"the evaluation sets {(main_set, *more_sets)} share passages: they cannot be pooled")
     out = ["| method | accuracy [95 % CI] | questions | seeds | − passage, points [95 % CI] | − its untrained "
            "format, points [95 % CI] | file |", "|---|---:|---:|---:|---:|---:|---|"]
     for m in method_order(best):
@@ -384,6 +396,8 @@ TABLES: dict[str, Callable[[Path], str]] = {"forgetting": forgetting_table, "cod
                                             "knowledge_second": lambda root: knowledge_table(root, "second"),
                                             "knowledge_second_all":
                                                 lambda root: knowledge_all_table(root, "second"),
+                                            "knowledge_both_sets":
+                                                lambda root: knowledge_all_table(root, "single", "second"),
                                             "reproduce": lambda root: _reproduce_table(root)}
 _BLOCK = re.compile(r"(<!-- results:(?P<name>[a-z0-9_-]+) -->\n)(?P<body>.*?)(\n<!-- /results:(?P=name) -->)", re.S)
 
