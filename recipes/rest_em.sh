@@ -17,7 +17,8 @@ FORMAT=${FORMAT:-}            # rewrite | implications | self-qa (empty: the con
 SUMMARY=${SUMMARY:-results/rest_em/summary.json}
 mkdir -p "$(dirname "$SUMMARY")"
 start=$(date +%s)
-START_COMMIT=$(git rev-parse HEAD 2>/dev/null)$(git diff --quiet HEAD 2>/dev/null || echo +dirty)
+# the commit the run starts on (dirty only for code changes: seal.manifest.git_commit's rule)
+START_COMMIT=$(.venv/bin/python -c "from seal.manifest import git_commit; print(git_commit() or '')")
 ARGS=(--data "$DATA" --limit 200 --rounds "$ROUNDS" --contexts "$CONTEXTS" --samples "$SAMPLES" --out "$RUN")
 [ -n "$REWARD" ] && ARGS+=(--set "rest_em.reward=$REWARD")
 [ -n "$FORMAT" ] && ARGS+=(--set "self_edit.format=$FORMAT")
