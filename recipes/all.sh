@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Every result in the README, regenerated from the shared data and the default model, then the README's tables
 # rewritten from results/ (python -m seal.results readme). Expected wall time on the 2-core development machine
-# (an Intel Xeon with AVX-512; on a 2-core AMD EPYC with AVX2, ReST-EM took 1.7x as long, evaluation as long):
-# ~14 h (ReST-EM ~27 min, knowledge table ~35-40 min per seed at 40 passages (3 seeds), the other formats ~35 min,
+# (an Intel Xeon with AVX-512; on a 2-core AMD EPYC with AVX2 a ReST-EM round and evaluation, each run alone,
+# took as long):
+# ~16 h (ReST-EM ~27 min, knowledge table ~35-40 min per seed at 40 passages (3 seeds), the other formats ~35 min,
 # SEAL round 1 ~15 min, ReST-EM on rewrite ~30 min and its rows ~40 min per seed (3 seeds), self-qa and the
 # rewrite SEAL round 1 ~32 min per seed (3 seeds), forgetting ~75 min,
-# a second evaluation set ~36 min per seed (3 seeds), codebase ~20 min, ARC ~23 min, CPT ~76 min, benchmarks
+# a second evaluation set ~36 min per seed (3 seeds) and its rewrites ~21 min per seed (3 seeds), the reward
+# control ~15 min and its row ~25 min, codebase ~20 min, ARC ~23 min, CPT ~76 min, benchmarks
 # ~25 min, kill soak and routing threshold ~2 min).
 # Each step skips nothing it has not done; rerun after an interruption (ReST-EM resumes, finished forgetting results are kept).
 set -euo pipefail

@@ -7,7 +7,8 @@
 # - original with 95 % intervals, and the share of answers that came out word for word the same. Run it on a
 # clean clone (no runs/), or give RUN a fresh directory: an existing $RUN is resumed, not retrained. A finished
 # step is kept (its file exists); rerun after an interruption. Measured on a 2-core AMD EPYC (AVX2): ReST-EM
-# 50.4 min (30.2 on the 2-core Intel Xeon with AVX-512 that made the published run), LIMIT=5 4.4 min (53 s a
+# 50.4 min with other work beside it (30.2 on the 2-core Intel Xeon with AVX-512 that made the published run;
+# a round run alone here took 15 min, as there), LIMIT=5 4.4 min (53 s a
 # passage, as on the Xeon: 40 passages ~36 min).
 set -euo pipefail
 cd "$(dirname "$0")/.."
