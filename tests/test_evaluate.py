@@ -188,3 +188,16 @@ def test_a_policy_writes_its_own_format_and_is_compared_to_it(tiny_lm, sample_pa
     alone = {**legacy, "methods": {"passage": d["methods"]["passage"], "SEAL round-1": d["methods"]["P"]}}
     alone["methods"]["SEAL round-1"] = {**d["methods"]["P"], "vs": {}}
     assert result_from_dict(alone).policies == {"SEAL round-1": "implications"}
+
+
+def test_a_formats_self_edit_does_not_depend_on_the_other_formats_asked_for(tiny_lm, sample_passages, tmp_path):
+    """The rewrite row of a run with all three formats is the rewrite row of a run with rewrite alone (when the
+    formats shared one batched call, every row's draws changed with the method list)."""
+    import json
+
+    seal = _seal(tiny_lm)
+    alone, together = tmp_path / "alone.jsonl", tmp_path / "together.jsonl"
+    evaluate_knowledge(seal, sample_passages[:2], ["rewrite"], seed=3, log_path=alone)
+    evaluate_knowledge(seal, sample_passages[:2], ["implications", "rewrite", "self-qa"], seed=3, log_path=together)
+    edits = [[json.loads(x)["rewrite"]["self_edit"] for x in p.read_text().splitlines()] for p in (alone, together)]
+    assert edits[0] == edits[1] and len(edits[0]) == 2

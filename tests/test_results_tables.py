@@ -96,6 +96,11 @@ def test_knowledge_pairs_pair_cells_across_files_and_skip_per_seed_parts(tmp_pat
                            4, 1.0, [f"p{i}" for i in range(4)], [0, 1]).as_dict()
     (root / "knowledge" / "zz-both.json").write_text(json.dumps(both))  # equal cells, one file: preferred
     assert "| 8 | zz-both, zz-both |" in results.knowledge_pairs_table(root).splitlines()[2]
+    # a one-seed SEAL row shares 4 cells with each rewrite file: it is paired with the row the pooled table
+    # shows (the file with the most cells, more-rewrite), not with the first name (formats)
+    write("x-seal", "SEAL round-2 (rewrite)", [5, 5, 5, 5])
+    line = next(ln for ln in results.knowledge_pairs_table(root).splitlines() if ln.startswith("| SEAL round-2 (rewrite) − rewrite |"))
+    assert line.endswith("| 4 | x-seal, more-rewrite |")
     assert "no paired" in results.knowledge_pairs_table(tmp_path / "none").lower()
 
 

@@ -370,22 +370,17 @@ def _run_pass(seal, dom, chunk, seed, methods, trained, slots, policies, writers
 def _write_self_edits(seal: Seal, dom: KnowledgeDomain, passage: Passage, trained: list[str],
                       policies: dict[str, int], writers: dict[str, Writer], seed: int, fmt_of
                       ) -> tuple[dict[str, str], dict[str, tuple[float, int]]]:
-    """(method -> self-edit text, method -> (seconds, tokens) of writing it: a batched call's time split by
-    the tokens each self-edit took)."""
+    """(method -> self-edit text, method -> (seconds, tokens) of writing it). One call per method, each from the
+    same seed: a format's self-edit never depends on which other methods were asked for (sharing a batch would
+    change every row's draws with the method list)."""
     texts: dict[str, str] = {}
     costs: dict[str, tuple[float, int]] = {}
-    groups = [(None, [m for m in trained if m in ("implications", "rewrite", "self-qa")])]
-    groups += [(slot, [m]) for m, slot in policies.items() if m in trained]
-    for writer_slot, group in groups:
-        if group:
-            t0 = time.perf_counter()
-            out = seal.write_self_edits(dom, [(passage, fmt_of(m)) for m in group], n=1, seed=seed,
-                                        policy_slot=writer_slot)
-            dt = time.perf_counter() - t0
-            counts = _counts(seal, len(group))
-            for m, o, c in zip(group, out, counts, strict=True):
-                texts[m] = o[0]
-                costs[m] = (dt * c / max(sum(counts), 1), c)
+    calls = [(m, None) for m in trained if m in ("implications", "rewrite", "self-qa")]
+    calls += [(m, slot) for m, slot in policies.items() if m in trained]
+    for m, writer_slot in calls:
+        t0 = time.perf_counter()
+        out = seal.write_self_edits(dom, [(passage, fmt_of(m))], n=1, seed=seed, policy_slot=writer_slot)
+        texts[m], costs[m] = out[0][0], (time.perf_counter() - t0, _counts(seal, 1)[0])
     for m, writer in writers.items():
         if m in trained:
             t0 = time.perf_counter()

@@ -296,18 +296,21 @@ def knowledge_all_table(root: Path = RESULTS, main_set: str = "single", *more_se
 def knowledge_pairs_table(root: Path = RESULTS) -> str:
     """Paired differences between methods that were run in different pooled files (``results/knowledge/*.json``
     but the per-seed parts), over the (passage, seed) cells they share. A method run in several files is taken
-    from the pair of files that share the most cells (e.g. the file with the most seeds), and of equals from one
-    file when both rows are in it."""
+    from the pair of files that share the most cells (e.g. the file with the most seeds); of equals, from one
+    file when both rows are in it, then from the files the pooled table takes each row from."""
     from seal.evaluate import compare, diff_text
 
     methods, _ = _pooled_methods(root)
+    best, _ = _best_rows(root, "single")
     rows = []
     for a, b in PAIRS:
         found = [(c, fa, fb) for sa, fa in methods.get(a, []) for sb, fb in methods.get(b, [])
                  if (c := compare(sa, sb)) is not None]
         if found:
-            # most cells; of equals, one file's own pair (its table's figure), then the first in name order
-            c, fa, fb = max(found, key=lambda x: (x[0]["cells"], x[1] == x[2]))
+            # most cells; of equals, one file's own pair (its table's figure), then the rows' files in the
+            # pooled table, then the first in name order
+            c, fa, fb = max(found, key=lambda x: (x[0]["cells"], x[1] == x[2],
+                                                  (x[1], x[2]) == (best[a][1], best[b][1])))
             rows.append(f"| {a} − {b} | {diff_text(c)} | {c['cells']} | {fa}, {fb} |")
     if not rows:
         return "_No paired knowledge results yet: run `bash recipes/all.sh`._"
