@@ -8,7 +8,10 @@ from pathlib import Path
 from seal.manifest import manifest
 
 
-def test_manifest_records_how_a_result_was_made():
+def test_manifest_records_how_a_result_was_made(monkeypatch):
+    import seal.manifest as mf
+
+    monkeypatch.setattr(mf, "_started", {})  # (a CLI test in this process may have noted its start commit)
     m = manifest(command=["seal", "eval", "knowledge", "--limit", "2"], config={"lr": 1e-3}, seeds=[0, 1],
                  data=["squad_dev.json[0:2]"], wall_s=1.234)
     assert m["command"] == "seal eval knowledge --limit 2"
