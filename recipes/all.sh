@@ -7,7 +7,7 @@
 # SEAL round 1 ~15 min, ReST-EM on rewrite ~30 min and its rows ~40 min per seed (3 seeds), self-qa and the
 # rewrite SEAL round 1 ~32 min per seed (3 seeds), forgetting ~75 min,
 # a second evaluation set ~36 min per seed (3 seeds) and its rewrites ~21 min per seed (3 seeds), the reward
-# control ~15 min and its row ~25 min, codebase ~20 min, ARC ~23 min, CPT ~76 min, benchmarks
+# control ~15 min and its row ~30 min per seed (2 seeds), codebase ~20 min, ARC ~23 min, CPT ~76 min, benchmarks
 # ~25 min, kill soak and routing threshold ~2 min).
 # Each step skips nothing it has not done; rerun after an interruption (ReST-EM resumes, finished forgetting results are kept).
 set -euo pipefail
@@ -38,7 +38,7 @@ step "ReST-EM on rewrite with the paper's accuracy reward (the reward control, r
     RUN=runs/rest-em-rewrite-acc REWARD=accuracy ROUNDS=1 SAMPLES=4 FORMAT=rewrite \
     SUMMARY=results/rest_em/rewrite-accuracy.json bash recipes/rest_em.sh
 step "knowledge: SEAL round 1 with the accuracy reward" env RUN=runs/rest-em-rewrite-acc ROUNDS=1 METHODS=passage \
-    SEEDS=1 OUT=results/knowledge/round1-rewrite-accuracy bash recipes/knowledge.sh
+    SEEDS=2 OUT=results/knowledge/round1-rewrite-accuracy bash recipes/knowledge.sh
 step "multi-passage (CPT)" env RUN=runs/rest-em-rewrite ROUND=2 bash recipes/cpt.sh
 step "forgetting" bash recipes/forgetting.sh
 step "codebase" bash recipes/codebase.sh
