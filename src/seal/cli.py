@@ -318,11 +318,14 @@ def eval_knowledge(
         from seal.grading import make_grader
 
         judge = make_grader("judge", url=cfg.eval.judge_url, model=cfg.eval.judge_model, api_key=judge_key)
+    from seal.domains.base import reward_rule
+    from seal.domains.knowledge import KnowledgeDomain
     from seal.rest_em import policy_format, policy_reward
 
     trained_on = [policy_format(path) or "implications" for path in policy or []]  # before the model loads
-    # a run trained with another reward than the knowledge default says so in its row's name
-    rewards = [r if (r := policy_reward(path)) in ("accuracy", "likelihood") else None for path in policy or []]
+    # a run trained with another reward than the one `auto` gives knowledge says so in its row's name
+    default_reward = reward_rule("auto", KnowledgeDomain())
+    rewards = [r if (r := policy_reward(path)) != default_reward else None for path in policy or []]
     s = load_seal(cfg, grader=judge)
     policies: dict[str, int] = {}
     policy_formats: dict[str, str] = {}

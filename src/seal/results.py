@@ -275,8 +275,7 @@ def knowledge_all_table(root: Path = RESULTS, main_set: str = "single", *more_se
     formats = {k: v for _, f in sets for k, v in f.items()}
     best = {m: (MethodStats(cells=[c for b, _ in sets for c in b[m][0].cells]), " + ".join(b[m][1] for b, _ in sets))
             for m in sets[0][0] if all(m in b for b, _ in sets)}
-    cells = [{c["passage"] for c in b[m][0].cells} for b, _ in sets for m in list(b)[:1]]
-    if len(set().union(*cells)) != sum(map(len, cells)):
+    if any(len({(c["passage"], c["seed"]) for c in st.cells}) != len(st.cells) for st, _ in best.values()):
         raise ValueError(f"the evaluation sets {(main_set, *more_sets)} share passages: they cannot be pooled")
     out = ["| method | accuracy [95 % CI] | questions | seeds | − passage, points [95 % CI] | − its untrained "
            "format, points [95 % CI] | file |", "|---|---:|---:|---:|---:|---:|---|"]
