@@ -7,7 +7,8 @@
 # Adds a SEAL row per ReST-EM round of $RUN (recipes/rest_em.sh) listed in ROUNDS (default: every round).
 # One `seal eval knowledge` per seed, each written to $OUT-sN.{json,jsonl} with its manifest and kept: an
 # interrupted recipe reruns only the missing seeds. The seeds are then pooled into $OUT.{json,png}
-# (`python -m seal.results merge-knowledge`) and the README table regenerated. Wall time on 2 cores, measured:
+# (`python -m seal.results merge-knowledge`) and the README table regenerated. SELF_EDITS=N (default 1) writes N
+# self-edits per passage and method and trains them together (rows named e.g. `rewrite ×3`). Wall time on 2 cores, measured:
 # ~8 s per passage and seed for `passage`, ~24 s for each self-edit method (training, answering, writing), so
 # 40 passages x (base, open book, passage, implications, SEAL round 2) took 35-38 min per seed.
 set -euo pipefail
@@ -21,6 +22,7 @@ RUN=${RUN:-runs/rest-em}
 ROUNDS=${ROUNDS:-}
 METHODS=${METHODS:-base,passage-in-prompt,passage,implications,rewrite,self-qa}
 OUT=${OUT:-results/knowledge/single}
+SELF_EDITS=${SELF_EDITS:-1}
 [ -f "$DATA" ] || { echo "error: $DATA not found (the shared SQuAD dev passages)"; exit 1; }
 mkdir -p "$(dirname "$OUT")"
 POLICIES=()
@@ -35,7 +37,8 @@ for ((s = 0; s < SEEDS; s++)); do
     [ -f "$OUT-s$s.json" ] && { echo "seed $s: $OUT-s$s.json exists, kept"; continue; }
     rm -f "$OUT-s$s.jsonl"
     $SEAL eval knowledge --data "$DATA" --offset "$OFFSET" --limit "$LIMIT" --seed "$s" --seeds 1 \
-        --methods "$METHODS" "${POLICIES[@]}" --json "$OUT-s$s.json" --log "$OUT-s$s.jsonl"
+        --methods "$METHODS" "${POLICIES[@]}" \
+        --set "eval.self_edits=$SELF_EDITS" --json "$OUT-s$s.json" --log "$OUT-s$s.jsonl"
 done
 .venv/bin/python -m seal.results merge-knowledge --out "$OUT.json" --plot "$OUT.png" "${PARTS[@]}"
 .venv/bin/python -m seal.results readme

@@ -6,7 +6,8 @@ import pytest
 
 from seal.config import SealConfig
 from seal.engine import Seal
-from seal.evaluate import evaluate_knowledge, evaluate_knowledge_cpt, markdown_table
+from seal.evaluate import evaluate_knowledge, evaluate_knowledge_cpt
+from seal.knowledge_report import markdown_table
 
 
 def _seal(tiny_lm) -> Seal:

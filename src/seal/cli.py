@@ -285,8 +285,9 @@ def eval_knowledge(
     import time
 
     from seal.domains.knowledge import load_passages
-    from seal.evaluate import BASELINE_METHODS, evaluate_knowledge, evaluate_knowledge_cpt, markdown_table
+    from seal.evaluate import BASELINE_METHODS, evaluate_knowledge, evaluate_knowledge_cpt
     from seal.io import atomic_write_json
+    from seal.knowledge_report import markdown_table, tag_rows
     from seal.manifest import file_sha256, manifest
 
     t0 = time.perf_counter()
@@ -299,6 +300,8 @@ def eval_knowledge(
     sets += [f"eval.judge_url={json.dumps(judge_url)}"] if judge_url else []
     sets += [f"eval.judge_model={json.dumps(judge_model)}"] if judge_model else []
     cfg = make_config(config, sets, model)
+    if cfg.eval.self_edits > 1 and mode != "single":
+        fail("eval.self_edits applies to --mode single (cpt trains one adapter on all passages' self-edits)")
     method_list = [m.strip() for m in methods.split(",") if m.strip()]
     bad = [m for m in method_list if m not in BASELINE_METHODS]
     if bad:
@@ -361,6 +364,8 @@ def eval_knowledge(
     finally:
         if ex is not None:
             ex.close()
+    if mode == "single":
+        tag_rows(result, cfg.eval.self_edits)  # e.g. "rewrite ×3": never pooled with the one-self-edit row
     out.print(markdown_table(result), highlight=False)
     out.print(f"\n{result.passages} passages ({mode}) x {len(result.seeds)} seed(s), {result.wall_s:.0f} s; "
               "intervals: 95 % bootstrap over passages", highlight=False)

@@ -211,6 +211,10 @@ class EvalConfig:
     passages_per_pass: int = 4
     """Passages of the single-passage protocol (``seal evaluate knowledge``) whose methods train together and
     answer in one batched generation; each still gets its own fresh adapters, so scores do not depend on it."""
+    self_edits: int = 1
+    """Self-edits written per passage for each self-edit method of the single-passage protocol (the paper: 1).
+    Their training examples are pooled into that passage's one adapter (the passage once), so training costs
+    grow with them; rows of a run with more than 1 are named e.g. ``rewrite ×3``."""
 
     def __post_init__(self) -> None:
         _typecheck(self, "eval")
@@ -218,6 +222,7 @@ class EvalConfig:
                "eval.batch_size/batch_tokens/passages_per_pass must be >= 1")
         _check(self.grader in ("lexical", "judge"), f"eval.grader: {self.grader!r}")
         _check(1 <= self.answer_tokens <= 512, "eval.answer_tokens must be in [1, 512]")
+        _check(1 <= self.self_edits <= 16, "eval.self_edits must be in 1..16")
         _check(0 < self.f1_threshold <= 1, "eval.f1_threshold must be in (0, 1]")
         _finite(self, "eval")
 

@@ -12,7 +12,8 @@ one batched call::
     result = evaluate_knowledge(seal, passages[:10], ["base", "passage", "implications"], seeds=[0, 1, 2])
     print(markdown_table(result))
 
-Each seed samples new self-edits (``seed * 100_003 + passage index``) and trains from a new adapter init. Every
+Each seed samples new self-edits (``seed * 100_003 + passage index``; ``eval.self_edits`` of them per passage and
+method, trained together on its one adapter) and trains from a new adapter init. Every
 (passage, seed) is a *cell*: its accuracy is kept, and a method's accuracy is over all its questions. The 95 %
 intervals resample whole passages (with all their seeds; ``seal.stats``); each method is also compared with
 ``passage`` and policies with the untrained model's row of their format, as paired differences over the same
@@ -328,16 +329,18 @@ def _run_pass(seal, dom, chunk, seed, methods, trained, slots, policies, writers
         texts, costs[j] = _write_self_edits(seal, dom, passage, trained, policies, writers, seed * 100_003 + pi,
                                             fmt_of)
         for m in trained:
+            shown = texts.get(m, [""])
+            shown = shown[0] if len(shown) == 1 else shown
             try:
-                parsed = dom.parse_self_edit(passage, texts.get(m, ""), fmt_of(m))
+                examples = _pooled_examples(dom, passage, texts.get(m, [""]), fmt_of(m))
             except SelfEditError as exc:
                 result.methods[m].failed_edits += 1
-                record[m] = {"error": str(exc), "self_edit": texts.get(m, "")}
+                record[m] = {"error": str(exc), "self_edit": shown}
                 result.methods[m].add(passage.id, seed, base.verdicts)  # an unusable edit leaves the model as is
                 continue
             slot = slots[m] + j * len(trained)
-            jobs.append(TrainJob(slot=slot, examples=parsed.examples, seed=seed))
-            ok.append((j, m, slot, texts.get(m, "")))
+            jobs.append(TrainJob(slot=slot, examples=examples, seed=seed))
+            ok.append((j, m, slot, shown))
     train_results = seal.train(jobs) if jobs else []
     t1 = time.perf_counter()
     scores = seal.evaluate(dom, [(chunk[j][1], slot) for j, _, slot, _ in ok])
@@ -367,24 +370,46 @@ def _run_pass(seal, dom, chunk, seed, methods, trained, slots, policies, writers
     return records
 
 
+def _pooled_examples(dom: KnowledgeDomain, passage: Passage, texts: list[str], fmt: str) -> list:
+    """The training examples of a passage's self-edits together, each once (the passage too); a self-edit that
+    does not parse is left out, and SelfEditError is raised only when none parses."""
+    if len(texts) == 1:
+        return dom.parse_self_edit(passage, texts[0], fmt).examples
+    examples, seen, errors = [], set(), []
+    for text in texts:
+        try:
+            parsed = dom.parse_self_edit(passage, text, fmt)
+        except SelfEditError as exc:
+            errors.append(str(exc))
+            continue
+        for e in parsed.examples:
+            if (e.prompt, e.completion) not in seen:
+                seen.add((e.prompt, e.completion))
+                examples.append(e)
+    if errors and len(errors) == len(texts):
+        raise SelfEditError(errors[0])
+    return examples
+
+
 def _write_self_edits(seal: Seal, dom: KnowledgeDomain, passage: Passage, trained: list[str],
                       policies: dict[str, int], writers: dict[str, Writer], seed: int, fmt_of
-                      ) -> tuple[dict[str, str], dict[str, tuple[float, int]]]:
-    """(method -> self-edit text, method -> (seconds, tokens) of writing it). One call per method, each from the
-    same seed: a format's self-edit never depends on which other methods were asked for (sharing a batch would
-    change every row's draws with the method list)."""
-    texts: dict[str, str] = {}
+                      ) -> tuple[dict[str, list[str]], dict[str, tuple[float, int]]]:
+    """(method -> its ``eval.self_edits`` self-edit texts, method -> (seconds, tokens) of writing them). One call
+    per method, each from the same seed: a format's self-edits never depend on which other methods were asked
+    for (sharing a batch would change every row's draws with the method list)."""
+    n = seal.cfg.eval.self_edits
+    texts: dict[str, list[str]] = {}
     costs: dict[str, tuple[float, int]] = {}
     calls = [(m, None) for m in trained if m in ("implications", "rewrite", "self-qa")]
     calls += [(m, slot) for m, slot in policies.items() if m in trained]
     for m, writer_slot in calls:
         t0 = time.perf_counter()
-        out = seal.write_self_edits(dom, [(passage, fmt_of(m))], n=1, seed=seed, policy_slot=writer_slot)
-        texts[m], costs[m] = out[0][0], (time.perf_counter() - t0, _counts(seal, 1)[0])
+        out = seal.write_self_edits(dom, [(passage, fmt_of(m))], n=n, seed=seed, policy_slot=writer_slot)
+        texts[m], costs[m] = out[0], (time.perf_counter() - t0, sum(_counts(seal, n)))
     for m, writer in writers.items():
         if m in trained:
             t0 = time.perf_counter()
-            texts[m] = writer(passage)
+            texts[m] = [writer(passage) for _ in range(n)]
             costs[m] = (time.perf_counter() - t0, 0)
     return texts, costs
 
@@ -449,33 +474,3 @@ def evaluate_knowledge_cpt(seal: Seal, passages: list[Passage], methods: list[st
     result.passages = len(passages)
     result.wall_s = time.perf_counter() - start
     return result
-
-
-def _pts(x: float) -> str:
-    return f"{100 * x:+.1f}"
-
-
-def diff_text(c: dict[str, Any]) -> str:
-    """A paired difference (``compare``) in points with its interval: ``+3.6 [-1.2, +8.7]``."""
-    return f"{_pts(c['diff'])} [{_pts(c['ci95'][0])}, {_pts(c['ci95'][1])}]"
-
-
-def vs_text(vs: dict[str, dict[str, Any]]) -> str:
-    """A row's comparisons (its ``vs``): the one to ``passage`` first, the others named; ``–`` for none."""
-    return "; ".join(("" if ref == "passage" else f"− {ref} ") + diff_text(c)
-                     for ref, c in sorted(vs.items(), key=lambda x: x[0] != "passage")) or "–"
-
-
-def markdown_table(result: KnowledgeResult) -> str:
-    """Accuracy with its interval, the paired difference to ``passage`` (and, for policies, to their own
-    format's row), and each method's own cost."""
-    lines = ["| method | accuracy [95 % CI] | questions | − passage [95 % CI] | s / self-edit (train+answer) | "
-             "s writing | failed edits |", "|---|---:|---:|---:|---:|---:|---:|"]
-    for m, d in result.as_dict()["methods"].items():
-        lo, hi = d["ci95"]
-        diff = vs_text(d["vs"])
-        s = f"{d['s_per_edit']:.1f}" if d["edits"] else "–"
-        w = f"{d['s_write_per_edit']:.1f}" if d["s_write_per_edit"] else "–"
-        lines.append(f"| {m} | {100 * d['accuracy']:.1f} % [{100 * lo:.1f}, {100 * hi:.1f}] | {d['n_questions']} | "
-                     f"{diff} | {s} | {w} | {d['failed_edits']} |")
-    return "\n".join(lines)

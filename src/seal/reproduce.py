@@ -158,7 +158,7 @@ def _machine(who: dict[str, Any]) -> str:
 
 def reproduce_table(root: Path) -> str:
     """The README's table of every comparison under ``results/reproduce/``: original, rerun, rerun − original."""
-    from seal.evaluate import diff_text
+    from seal.knowledge_report import diff_text
     from seal.results import method_order
 
     rows = []

@@ -171,7 +171,7 @@ def knowledge_plot(d: dict, path: Path, mode: str = "single") -> None:
 
 def knowledge_table(root: Path = RESULTS, name: str = "single") -> str:
     """The single-passage (or ``cpt-n*``) knowledge table from ``results/knowledge/NAME.json``."""
-    from seal.evaluate import vs_text
+    from seal.knowledge_report import vs_text
 
     d = _load(root / "knowledge" / f"{name}.json")
     if d is None or "methods" not in d:
@@ -267,7 +267,8 @@ def knowledge_all_table(root: Path = RESULTS, main_set: str = "single", *more_se
     row of its format, over the cells the two share. ``base``, ``passage`` and open book sample nothing, so their
     cells are the same in every file (same passages, seeds, adapters). With ``more_sets`` (other evaluation sets,
     on other passages), the methods every set has, their cells pooled over the sets."""
-    from seal.evaluate import MethodStats, compare, diff_text
+    from seal.evaluate import MethodStats, compare
+    from seal.knowledge_report import diff_text
 
     sets = [_best_rows(root, name) for name in (main_set, *more_sets)]
     if not all(b for b, _ in sets):
@@ -297,7 +298,8 @@ def knowledge_pairs_table(root: Path = RESULTS) -> str:
     but the per-seed parts), over the (passage, seed) cells they share. A method run in several files is taken
     from the pair of files that share the most cells (e.g. the file with the most seeds); of equals, from one
     file when both rows are in it, then from the files the pooled table takes each row from."""
-    from seal.evaluate import compare, diff_text
+    from seal.evaluate import compare
+    from seal.knowledge_report import diff_text
 
     methods, _ = _pooled_methods(root)
     best, _ = _best_rows(root, "single")
@@ -321,7 +323,7 @@ def knowledge_cpt_table(root: Path = RESULTS) -> str:
     """The multi-passage (CPT) table from the largest ``results/knowledge/cpt-nN.json`` (``recipes/cpt.sh``):
     one adapter per method trained on all N passages' self-edits, so the costs are per passage (writing) and
     for the one adapter (training and answering every question)."""
-    from seal.evaluate import vs_text
+    from seal.knowledge_report import vs_text
 
     files = sorted((root / "knowledge").glob("cpt-n*.json"), key=lambda p: int(re.sub(r"\D", "", p.stem) or 0))
     d = _load(files[-1]) if files else None

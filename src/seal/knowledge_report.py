@@ -1,0 +1,61 @@
+"""How a knowledge evaluation reads: its Markdown table, paired differences as text, and the names of rows that
+pooled several self-edits per passage (``eval.self_edits``). Used by ``seal eval knowledge`` and
+``seal.results``::
+
+    from seal.knowledge_report import markdown_table
+    print(markdown_table(evaluate_knowledge(seal, passages, ["base", "passage", "rewrite"])))
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from seal.evaluate import KnowledgeResult
+
+UNEDITED = ("base", "passage-in-prompt", "passage")
+"""Rows that write no self-edit: ``eval.self_edits`` does not change them, so they keep their names."""
+
+
+def tag_rows(result: KnowledgeResult, self_edits: int) -> KnowledgeResult:
+    """With ``self_edits`` > 1, each self-edit row renamed ``NAME ×N`` (a policy's own-format reference too), so
+    that pooled tables never mix it with the one-self-edit row of the same name; ``result`` is changed."""
+    if self_edits <= 1:
+        return result
+
+    def tag(m: str) -> str:
+        return m if m in UNEDITED else f"{m} ×{self_edits}"
+
+    result.methods = {tag(m): st for m, st in result.methods.items()}
+    result.policies = {tag(m): tag(f) for m, f in result.policies.items()}
+    return result
+
+
+def _pts(x: float) -> str:
+    return f"{100 * x:+.1f}"
+
+
+def diff_text(c: dict[str, Any]) -> str:
+    """A paired difference (``compare``) in points with its interval: ``+3.6 [-1.2, +8.7]``."""
+    return f"{_pts(c['diff'])} [{_pts(c['ci95'][0])}, {_pts(c['ci95'][1])}]"
+
+
+def vs_text(vs: dict[str, dict[str, Any]]) -> str:
+    """A row's comparisons (its ``vs``): the one to ``passage`` first, the others named; ``–`` for none."""
+    return "; ".join(("" if ref == "passage" else f"− {ref} ") + diff_text(c)
+                     for ref, c in sorted(vs.items(), key=lambda x: x[0] != "passage")) or "–"
+
+
+def markdown_table(result: KnowledgeResult) -> str:
+    """Accuracy with its interval, the paired difference to ``passage`` (and, for policies, to their own
+    format's row), and each method's own cost."""
+    lines = ["| method | accuracy [95 % CI] | questions | − passage [95 % CI] | s / self-edit (train+answer) | "
+             "s writing | failed edits |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for m, d in result.as_dict()["methods"].items():
+        lo, hi = d["ci95"]
+        diff = vs_text(d["vs"])
+        s = f"{d['s_per_edit']:.1f}" if d["edits"] else "–"
+        w = f"{d['s_write_per_edit']:.1f}" if d["s_write_per_edit"] else "–"
+        lines.append(f"| {m} | {100 * d['accuracy']:.1f} % [{100 * lo:.1f}, {100 * hi:.1f}] | {d['n_questions']} | "
+                     f"{diff} | {s} | {w} | {d['failed_edits']} |")
+    return "\n".join(lines)
