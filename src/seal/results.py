@@ -227,7 +227,10 @@ PAIRS = (("rewrite", "implications"), ("self-qa", "implications"), ("rewrite", "
          ("SEAL round-2 (rewrite)", "SEAL round-1 (rewrite)"),
          # the reward control: the same run with the paper's accuracy reward
          ("SEAL round-1 (rewrite, accuracy)", "SEAL round-1 (rewrite)"), ("SEAL round-1 (rewrite, accuracy)", "rewrite"),
-         ("SEAL round-1 (rewrite, accuracy)", "passage"))
+         ("SEAL round-1 (rewrite, accuracy)", "passage"),
+         # several self-edits per passage at evaluation (eval.self_edits = 3)
+         ("rewrite ×3", "rewrite"), ("rewrite ×3", "passage"), ("SEAL round-1 (rewrite) ×3", "rewrite ×3"),
+         ("SEAL round-1 (rewrite) ×3", "passage"), ("SEAL round-1 (rewrite) ×3", "SEAL round-1 (rewrite)"))
 """Paired differences across the pooled knowledge files (the same passages and seeds in each)."""
 
 
