@@ -100,6 +100,18 @@ def test_two_rounds_select_positive_update_policy_and_log(tiny_lm, passages, tmp
     assert not ids[1] & ids[2]
 
 
+def test_progress_says_when_self_edits_are_written_and_passes_done(tiny_lm, passages, tmp_path):
+    """A log line once a pass's self-edits are written (before its training), one per pass and one per round."""
+    lines: list[str] = []
+    train_knowledge(_seal(tiny_lm, _cfg(rounds=1, contexts_per_pass=1)), passages, tmp_path / "run",
+                    progress=lines.append)
+    assert lines == ["round 1/1: 3 self-edits written (3/6 this round)", lines[1],
+                     "round 1/1: 3 self-edits written (6/6 this round)", lines[3], lines[4]]
+    assert lines[1].startswith("round 1/1: pass 1/2 done (contexts 1-1/2, 3 inner loops")
+    assert lines[3].startswith("round 1/1: pass 2/2 done (contexts 2-2/2, 3 inner loops")
+    assert lines[4].startswith("round 1/1 done: mean reward")
+
+
 def test_resume_after_crash_gives_the_same_selections(tokenizer, passages, tmp_path):
     from seal.model import wrap_model
     from tests.conftest import build_model

@@ -198,9 +198,12 @@ def train(seal: Seal, domain: Domain, contexts: Sequence[Any], run_dir: str | Pa
                                 {k: t for k, t in texts_log.items() if k[0] in ids}, todo, has_policy))
         executor.set_policy(seal.bank.state_dict(POLICY_SLOT) if has_policy else None)
 
-        def log_texts(new: list[dict], rdir: Path = rdir, texts_log: dict = texts_log) -> None:
+        def log_texts(new: list[dict], rdir: Path = rdir, texts_log: dict = texts_log, rnd: int = rnd) -> None:
             _write(append_jsonl, rdir / "self_edits.jsonl", new)
             texts_log.update({(r["context"], r["sample"]): r["text"] for r in new})
+            if progress:  # the local executor writes before a pass trains: a line before minutes of training
+                progress(f"round {rnd}/{cfg.rounds}: {len(new)} self-edits written ({len(texts_log)}/"
+                         f"{cfg.contexts * cfg.samples} this round)")
 
         for n_done, res in enumerate(executor.run(jobs, on_texts=log_texts), 1):
             if not res.texts_logged and res.new_texts:
