@@ -11,6 +11,8 @@
 # self-edits per passage and method and trains them together (rows named e.g. `rewrite ×3`). Wall time on 2 cores, measured:
 # ~8 s per passage and seed for `passage`, ~24 s for each self-edit method (training, answering, writing), so
 # 40 passages x (base, open book, passage, implications, SEAL round 2) took 35-38 min per seed.
+# SELF_EDITS=3 with one SEAL row took 52-61 min per seed on the AMD machine; SET="inner_loop.epochs=5" with
+# passage, rewrite and SEAL round 1 took 40 min per seed there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEAL=${SEAL:-.venv/bin/seal}
@@ -23,6 +25,9 @@ ROUNDS=${ROUNDS:-}
 METHODS=${METHODS:-base,passage-in-prompt,passage,implications,rewrite,self-qa}
 OUT=${OUT:-results/knowledge/single}
 SELF_EDITS=${SELF_EDITS:-1}
+SET=${SET:-}  # more config overrides, space-separated, e.g. SET="inner_loop.epochs=5" (rows named "passage [epochs 5]")
+SETS=(--set "eval.self_edits=$SELF_EDITS")
+for kv in $SET; do SETS+=(--set "$kv"); done
 [ -f "$DATA" ] || { echo "error: $DATA not found (the shared SQuAD dev passages)"; exit 1; }
 mkdir -p "$(dirname "$OUT")"
 POLICIES=()
@@ -38,7 +43,7 @@ for ((s = 0; s < SEEDS; s++)); do
     rm -f "$OUT-s$s.jsonl"
     $SEAL eval knowledge --data "$DATA" --offset "$OFFSET" --limit "$LIMIT" --seed "$s" --seeds 1 \
         --methods "$METHODS" "${POLICIES[@]}" \
-        --set "eval.self_edits=$SELF_EDITS" --json "$OUT-s$s.json" --log "$OUT-s$s.jsonl"
+        "${SETS[@]}" --json "$OUT-s$s.json" --log "$OUT-s$s.jsonl"
 done
 .venv/bin/python -m seal.results merge-knowledge --out "$OUT.json" --plot "$OUT.png" "${PARTS[@]}"
 .venv/bin/python -m seal.results readme

@@ -268,8 +268,10 @@ def test_eval_knowledge_json(tmp_path, margs):
     assert r.exit_code == 0, (r.output, r.exception)
     full = json.loads(out.read_text(encoding="utf-8"))
     data = full["methods"]
-    assert set(data) == {"base", "passage"} and full["seeds"] == [0] and len(full["passages"]) == 1
+    # SETS trains 1 epoch, not the default 10: the passage row says so (never pooled with a default run's)
+    assert set(data) == {"base", "passage [epochs 1]"} and full["seeds"] == [0] and len(full["passages"]) == 1
     assert full["manifest"]["command"].startswith("seal eval knowledge") and full["manifest"]["seeds"] == [0]
+    data["passage"] = data.pop("passage [epochs 1]")
     for method in ("base", "passage"):
         d = data[method]
         assert isinstance(d["accuracy"], float) and 0.0 <= d["accuracy"] <= 1.0
@@ -278,7 +280,7 @@ def test_eval_knowledge_json(tmp_path, margs):
         assert d["failed_edits"] == 0
     assert data["base"]["edits"] == 0 and data["base"]["s_per_edit"] == 0.0
     assert data["passage"]["edits"] == 1 and data["passage"]["s_per_edit"] > 0.0
-    assert "| base |" in r.stdout and "| passage |" in r.stdout
+    assert "| base |" in r.stdout and "| passage [epochs 1] |" in r.stdout
     assert [p.name for p in out.parent.iterdir()] == ["out.json"]  # atomic write leaves no temp file
 
 
@@ -322,8 +324,10 @@ def test_eval_writes_a_policys_own_format(tmp_path, margs, monkeypatch, capsys):
                                                   "--json", str(out), "--log", str(log), *margs])
     assert code == 0, err
     d = json.loads(out.read_text())
-    assert d["policies"] == {"SEAL round-1 (rewrite)": "rewrite", "SEAL round-1 (rewrite, accuracy)": "rewrite"}
-    assert set(d["methods"]["SEAL round-1 (rewrite)"]["vs"]) == {"passage", "rewrite"}
+    # margs train 1 epoch, not the default 10: every trained row says so
+    assert d["policies"] == {"SEAL round-1 (rewrite) [epochs 1]": "rewrite [epochs 1]",
+                             "SEAL round-1 (rewrite, accuracy) [epochs 1]": "rewrite [epochs 1]"}
+    assert set(d["methods"]["SEAL round-1 (rewrite) [epochs 1]"]["vs"]) == {"passage", "rewrite [epochs 1]"}
     record = json.loads(log.read_text().splitlines()[0])
     assert record["SEAL round-1 (rewrite)"]["self_edit"] is not None
     weights = (run / "round-1" / "policy" / "adapter_model.safetensors").read_bytes()  # the manifest names them

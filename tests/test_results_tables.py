@@ -197,3 +197,29 @@ def test_arc_table_has_a_row_per_method_of_each_file_with_its_task_set(tmp_path)
     assert lines[4].startswith("| shared ARC evaluation set | Oracle TTT") and lines[4].endswith("| shared (– s) |")
     assert len(lines) == 5
     assert "no arc results" in results.arc_table(tmp_path / "none").lower()
+
+
+def test_knowledge_all_compares_a_row_of_other_update_settings_with_the_passage_trained_the_same_way(tmp_path):
+    from seal.evaluate import KnowledgeResult, MethodStats
+
+    def stats(correct):
+        return MethodStats(cells=[{"passage": f"p{i}", "seed": 0, "correct": c, "n": 5} for i, c in enumerate(correct)])
+
+    root = tmp_path / "results"
+    (root / "knowledge").mkdir(parents=True)
+    for name, rows, policies in (
+            ("single", {"passage": [2, 2], "rewrite": [2, 2]}, {}),
+            ("epochs5", {"passage [epochs 5]": [1, 1], "rewrite [epochs 5]": [3, 3],
+                         "SEAL round-1 (rewrite) [epochs 5]": [4, 4]},
+             {"SEAL round-1 (rewrite) [epochs 5]": "rewrite [epochs 5]"})):
+        d = KnowledgeResult({m: stats(c) for m, c in rows.items()}, 2, 1.0, ["p0", "p1"], [0], policies).as_dict()
+        (root / "knowledge" / f"{name}.json").write_text(json.dumps(d))
+    lines = {ln.split(" | ")[0][2:]: ln for ln in results.knowledge_all_table(root).splitlines()[2:]}
+    # − passage: to "passage [epochs 5]" (+40 points), not to the default run's passage (+20)
+    assert "| +40.0 [+40.0, +40.0] | – | epochs5 |" in lines["rewrite [epochs 5]"]
+    assert "| +60.0 [+60.0, +60.0] | − rewrite [epochs 5] +20.0 [+20.0, +20.0] |" in lines[
+        "SEAL round-1 (rewrite) [epochs 5]"]
+    assert "| -20.0 [-20.0, -20.0] | – |" in lines["passage [epochs 5]"]
+    # the per-file table compares with the passage trained the same way too
+    d = json.loads((root / "knowledge" / "epochs5.json").read_text())["methods"]
+    assert d["rewrite [epochs 5]"]["vs"]["passage"]["diff"] == pytest.approx(0.4)

@@ -111,3 +111,22 @@ def test_cli_refuses_self_edits_in_cpt_mode(tiny_model_dir, tmp_path):
                                      "--json", str(tmp_path / "o.json")])
     assert r.exit_code != 0 and "eval.self_edits applies to --mode single" in r.output
     assert not (tmp_path / "o.json").exists()
+
+
+def test_rows_of_an_update_away_from_the_defaults_are_named_by_it(tiny_lm, sample_passages):
+    from seal.knowledge_report import training_tag
+
+    assert training_tag(SealConfig()) == ""
+    assert training_tag(SealConfig.from_dict({"inner_loop": {"epochs": 5, "lr": 3e-4}})) == "epochs 5, lr 0.0003"
+    seal = _seal(tiny_lm, 2)
+    _scripted(seal, ["The guild met in spring.", "Its hall is red."])
+    result = evaluate_knowledge(seal, sample_passages[:2], ["base", "passage", "rewrite"])
+    tag_rows(result, 2, training_tag(seal.cfg))
+    assert training_tag(seal.cfg) == "epochs 1, rank 4, alpha 8"
+    assert list(result.methods) == ["base", "passage [epochs 1, rank 4, alpha 8]",
+                                    "rewrite ×2 [epochs 1, rank 4, alpha 8]"]
+    d = result.as_dict()["methods"]
+    # the difference is to the passage trained the same way; base trains nothing, so it keeps its name
+    assert set(d["rewrite ×2 [epochs 1, rank 4, alpha 8]"]["vs"]) == {"passage"}
+    assert set(d["base"]["vs"]) == {"passage"}
+    assert "passage [epochs 1, rank 4, alpha 8]" in markdown_table(result)

@@ -287,7 +287,7 @@ def eval_knowledge(
     from seal.domains.knowledge import load_passages
     from seal.evaluate import BASELINE_METHODS, evaluate_knowledge, evaluate_knowledge_cpt
     from seal.io import atomic_write_json
-    from seal.knowledge_report import markdown_table, tag_rows
+    from seal.knowledge_report import markdown_table, tag_rows, training_tag
     from seal.manifest import file_sha256, manifest
 
     t0 = time.perf_counter()
@@ -365,8 +365,9 @@ def eval_knowledge(
         if ex is not None:
             ex.close()
     if mode == "single":
-        tag_rows(result, cfg.eval.self_edits)  # e.g. "rewrite ×3": never pooled with the one-self-edit row
-    out.print(markdown_table(result), highlight=False)
+        # e.g. "rewrite ×3", "passage [epochs 5]": never pooled with the default run's row of that name
+        tag_rows(result, cfg.eval.self_edits, training_tag(cfg))
+    out.print(escape(markdown_table(result)), highlight=False)  # "[epochs 5]" is no Rich markup
     out.print(f"\n{result.passages} passages ({mode}) x {len(result.seeds)} seed(s), {result.wall_s:.0f} s; "
               "intervals: 95 % bootstrap over passages", highlight=False)
     d = result.as_dict()

@@ -116,10 +116,13 @@ class KnowledgeResult:
 
     def comparisons(self) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
-        ref = self.methods.get("passage")
+        from seal.knowledge_report import passage_row
+
+        name = passage_row(self.methods)
+        ref = self.methods.get(name) if name else None
         for m, st in self.methods.items():
             rows = {}
-            if ref is not None and m != "passage" and (c := compare(st, ref)) is not None:
+            if ref is not None and m != name and (c := compare(st, ref)) is not None:
                 rows["passage"] = c
             if (own := self.policies.get(m)) in self.methods and (c := compare(st, self.methods[own])) is not None:
                 rows[own] = c

@@ -11,20 +11,47 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from seal.config import SealConfig
     from seal.evaluate import KnowledgeResult
 
 UNEDITED = ("base", "passage-in-prompt", "passage")
 """Rows that write no self-edit: ``eval.self_edits`` does not change them, so they keep their names."""
+UNTRAINED = ("base", "passage-in-prompt")
+"""Rows that train nothing: the inner loop's settings do not change them either."""
+TRAINING_FIELDS = (("inner_loop", "epochs", "epochs"), ("inner_loop", "lr", "lr"), ("lora", "rank", "rank"),
+                   ("lora", "alpha", "alpha"))
+"""The settings of the update that, away from their defaults, name a row (``passage [epochs 5]``)."""
 
 
-def tag_rows(result: KnowledgeResult, self_edits: int) -> KnowledgeResult:
-    """With ``self_edits`` > 1, each self-edit row renamed ``NAME ×N`` (a policy's own-format reference too), so
-    that pooled tables never mix it with the one-self-edit row of the same name; ``result`` is changed."""
-    if self_edits <= 1:
-        return result
+def training_tag(cfg: SealConfig) -> str:
+    """The update's settings that differ from the defaults, e.g. ``epochs 5, lr 0.0003``; "" at the defaults."""
+    from seal.config import SealConfig
+
+    default = SealConfig()
+    parts = []
+    for section, name, label in TRAINING_FIELDS:
+        value = getattr(getattr(cfg, section), name)
+        if value != getattr(getattr(default, section), name):
+            parts.append(f"{label} {value:g}")
+    return ", ".join(parts)
+
+
+def passage_row(methods) -> str | None:
+    """The passage row among ``methods``: ``passage``, or the one run with other update settings
+    (``passage [epochs 5]``)."""
+    return "passage" if "passage" in methods else next((m for m in methods if m.startswith("passage [")), None)
+
+
+def tag_rows(result: KnowledgeResult, self_edits: int, training: str = "") -> KnowledgeResult:
+    """With ``self_edits`` > 1, each self-edit row renamed ``NAME ×N`` (a policy's own-format reference too); with
+    ``training`` (:func:`training_tag`), each row that trains renamed ``NAME [TRAINING]``. So pooled tables never
+    mix them with the rows of the default run of the same name; ``result`` is changed."""
 
     def tag(m: str) -> str:
-        return m if m in UNEDITED else f"{m} ×{self_edits}"
+        if m in UNTRAINED:
+            return m
+        name = m if m in UNEDITED or self_edits <= 1 else f"{m} ×{self_edits}"
+        return f"{name} [{training}]" if training else name
 
     result.methods = {tag(m): st for m, st in result.methods.items()}
     result.policies = {tag(m): tag(f) for m, f in result.policies.items()}

@@ -230,7 +230,11 @@ PAIRS = (("rewrite", "implications"), ("self-qa", "implications"), ("rewrite", "
          ("SEAL round-1 (rewrite, accuracy)", "passage"),
          # several self-edits per passage at evaluation (eval.self_edits = 3)
          ("rewrite ×3", "rewrite"), ("rewrite ×3", "passage"), ("SEAL round-1 (rewrite) ×3", "rewrite ×3"),
-         ("SEAL round-1 (rewrite) ×3", "passage"), ("SEAL round-1 (rewrite) ×3", "SEAL round-1 (rewrite)"))
+         ("SEAL round-1 (rewrite) ×3", "passage"), ("SEAL round-1 (rewrite) ×3", "SEAL round-1 (rewrite)"),
+         # the inner loop's epochs at evaluation (inner_loop.epochs = 5; the policy trained with the default 10)
+         ("rewrite [epochs 5]", "passage [epochs 5]"), ("SEAL round-1 (rewrite) [epochs 5]", "passage [epochs 5]"),
+         ("SEAL round-1 (rewrite) [epochs 5]", "rewrite [epochs 5]"), ("passage [epochs 5]", "passage"),
+         ("rewrite [epochs 5]", "rewrite"), ("SEAL round-1 (rewrite) [epochs 5]", "SEAL round-1 (rewrite)"))
 """Paired differences across the pooled knowledge files (the same passages and seeds in each)."""
 
 
@@ -264,6 +268,14 @@ def _best_rows(root: Path, main_set: str) -> tuple[dict[str, tuple], dict[str, s
     return {m: max(v, key=lambda x: (len(x[0].cells), x[1] == main_set)) for m, v in methods.items()}, formats
 
 
+def _same_update(ref: str, method: str, rows) -> str:
+    """``ref`` run with ``method``'s update settings (``passage [epochs 5]`` for ``rewrite [epochs 5]``) when
+    ``rows`` has it and it is not ``method`` itself, else ``ref`` (``passage [epochs 5]`` is compared with the
+    default run's passage)."""
+    m = re.search(r" \[[^\]]+\]$", method)
+    return ref + m.group(0) if m and ref + m.group(0) in rows and ref + m.group(0) != method else ref
+
+
 def knowledge_all_table(root: Path = RESULTS, main_set: str = "single", *more_sets: str) -> str:
     """One row per knowledge method over all pooled files on the passages of ``MAIN_SET.json`` (see
     :func:`_best_rows`), with its paired difference to ``passage`` and, for a SEAL row, to the untrained model's
@@ -286,7 +298,8 @@ def knowledge_all_table(root: Path = RESULTS, main_set: str = "single", *more_se
     for m in method_order(best):
         st, stem = best[m]
         d = st.as_dict()
-        vs_p = compare(st, best["passage"][0]) if "passage" in best and m != "passage" else None
+        ref = _same_update("passage", m, best)
+        vs_p = compare(st, best[ref][0]) if ref in best and m != ref else None
         own = formats.get(m)
         vs_f = compare(st, best[own][0]) if own in best else None
         label = _label(m)
