@@ -130,3 +130,12 @@ def test_rows_of_an_update_away_from_the_defaults_are_named_by_it(tiny_lm, sampl
     assert set(d["rewrite ×2 [epochs 1, rank 4, alpha 8]"]["vs"]) == {"passage"}
     assert set(d["base"]["vs"]) == {"passage"}
     assert "passage [epochs 1, rank 4, alpha 8]" in markdown_table(result)
+
+
+def test_cpt_rows_of_an_update_away_from_the_defaults_are_named_by_it(tiny_model_dir, tmp_path):
+    out = tmp_path / "o.json"
+    r = CliRunner().invoke(cli.app, ["eval", "knowledge", "--limit", "1", "--mode", "cpt", "--model",
+                                     str(tiny_model_dir), "--methods", "base,passage", "--set", "inner_loop.epochs=1",
+                                     "--set", "eval.answer_tokens=4", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    assert set(json.loads(out.read_text())["methods"]) == {"base", "passage [epochs 1]"}

@@ -364,9 +364,9 @@ def eval_knowledge(
     finally:
         if ex is not None:
             ex.close()
-    if mode == "single":
-        # e.g. "rewrite ×3", "passage [epochs 5]": never pooled with the default run's row of that name
-        tag_rows(result, cfg.eval.self_edits, training_tag(cfg))
+    # e.g. "rewrite ×3", "passage [epochs 5]": never pooled with the default run's row of that name (cpt has
+    # refused eval.self_edits > 1 above; its rows are named by their update settings too)
+    tag_rows(result, cfg.eval.self_edits, training_tag(cfg))
     out.print(escape(markdown_table(result)), highlight=False)  # "[epochs 5]" is no Rich markup
     out.print(f"\n{result.passages} passages ({mode}) x {len(result.seeds)} seed(s), {result.wall_s:.0f} s; "
               "intervals: 95 % bootstrap over passages", highlight=False)

@@ -36,6 +36,7 @@ from seal.domains.knowledge import KnowledgeDomain, Passage
 from seal.engine import Seal
 from seal.inner_loop import TrainJob
 from seal.io import append_jsonl
+from seal.knowledge_report import passage_row
 from seal.stats import bootstrap_ci, paired_ci
 
 BASELINE_METHODS = ("base", "passage-in-prompt", "passage", "implications", "rewrite", "self-qa")
@@ -116,8 +117,6 @@ class KnowledgeResult:
 
     def comparisons(self) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
-        from seal.knowledge_report import passage_row
-
         name = passage_row(self.methods)
         ref = self.methods.get(name) if name else None
         for m, st in self.methods.items():
