@@ -3,6 +3,7 @@
 # (from passages 0..199, disjoint from the evaluation passages of recipes/knowledge.sh) x SAMPLES self-edits.
 # Resumes an interrupted run. Writes the run to $RUN and results/rest_em/summary.json (rounds' metrics, with the
 # manifest). Measured per round at the defaults on 2 cores, run alone: ~15 min (Intel Xeon and AMD EPYC alike).
+# SET="k=v ..." adds config overrides (e.g. SET="inner_loop.epochs=5": the reward's inner loop at 5 epochs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEAL=${SEAL:-.venv/bin/seal}
@@ -13,6 +14,7 @@ CONTEXTS=${CONTEXTS:-8}
 SAMPLES=${SAMPLES:-4}
 REWARD=${REWARD:-}            # accuracy | likelihood | accuracy+likelihood (empty: the config's auto, accuracy+likelihood here)
 FORMAT=${FORMAT:-}            # rewrite | implications | self-qa (empty: the config's default, rewrite)
+SET=${SET:-}                  # more config overrides, space-separated, e.g. SET="inner_loop.epochs=5"
 [ -f "$DATA" ] || { echo "error: $DATA not found (the shared SQuAD dev passages)"; exit 1; }
 SUMMARY=${SUMMARY:-results/rest_em/summary.json}
 mkdir -p "$(dirname "$SUMMARY")"
@@ -22,6 +24,7 @@ START_COMMIT=$(.venv/bin/python -c "from seal.manifest import git_commit; print(
 ARGS=(--data "$DATA" --limit 200 --rounds "$ROUNDS" --contexts "$CONTEXTS" --samples "$SAMPLES" --out "$RUN")
 [ -n "$REWARD" ] && ARGS+=(--set "rest_em.reward=$REWARD")
 [ -n "$FORMAT" ] && ARGS+=(--set "self_edit.format=$FORMAT")
+for kv in $SET; do ARGS+=(--set "$kv"); done
 $SEAL train knowledge "${ARGS[@]}" $([ -f "$RUN/config.json" ] && echo --resume)
 .venv/bin/python - "$RUN" "$start" "$SUMMARY" "$START_COMMIT" "${ARGS[@]}" <<'PY'
 import json, sys, time

@@ -18,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from seal import cli
+from seal.config import SealConfig
 from seal.store import Store
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -313,9 +314,13 @@ def test_eval_writes_a_policys_own_format(tmp_path, margs, monkeypatch, capsys):
              "--set", "self_edit.format=rewrite", *margs]
     assert run_main(monkeypatch, capsys, train)[0] == 0
     assert json.loads((run / "config.json").read_text())["reward"] == "accuracy+likelihood"  # auto, resolved
-    other = tmp_path / "other"  # the same policy as if trained with the accuracy reward: its row says so
+    # the same policy as if trained with the accuracy reward measured at the default 10 epochs: its row says the
+    # reward, and not the update (the first run's rewards were measured at margs' 1 epoch: its row says that)
+    other = tmp_path / "other"
     shutil.copytree(run, other)
     cfg = json.loads((other / "config.json").read_text())
+    assert cfg["seal"]["inner_loop"]["epochs"] == 1
+    cfg["seal"]["inner_loop"]["epochs"] = SealConfig().inner_loop.epochs
     (other / "config.json").write_text(json.dumps(cfg | {"reward": "accuracy"}))
     out, log = tmp_path / "eval.json", tmp_path / "eval.jsonl"
     code, _, err = run_main(monkeypatch, capsys, ["eval", "knowledge", "--limit", "1", "--methods",
@@ -325,11 +330,12 @@ def test_eval_writes_a_policys_own_format(tmp_path, margs, monkeypatch, capsys):
     assert code == 0, err
     d = json.loads(out.read_text())
     # margs train 1 epoch, not the default 10: every trained row says so
-    assert d["policies"] == {"SEAL round-1 (rewrite) [epochs 1]": "rewrite [epochs 1]",
+    assert d["policies"] == {"SEAL round-1 (rewrite, rewarded at epochs 1) [epochs 1]": "rewrite [epochs 1]",
                              "SEAL round-1 (rewrite, accuracy) [epochs 1]": "rewrite [epochs 1]"}
-    assert set(d["methods"]["SEAL round-1 (rewrite) [epochs 1]"]["vs"]) == {"passage", "rewrite [epochs 1]"}
+    assert set(d["methods"]["SEAL round-1 (rewrite, rewarded at epochs 1) [epochs 1]"]["vs"]) == {
+        "passage", "rewrite [epochs 1]"}
     record = json.loads(log.read_text().splitlines()[0])
-    assert record["SEAL round-1 (rewrite)"]["self_edit"] is not None
+    assert record["SEAL round-1 (rewrite, rewarded at epochs 1)"]["self_edit"] is not None
     weights = (run / "round-1" / "policy" / "adapter_model.safetensors").read_bytes()  # the manifest names them
     assert d["manifest"]["policy_sha256"] == {str(p / "round-1"): hashlib.sha256(weights).hexdigest()
                                               for p in (run, other)}

@@ -240,3 +240,19 @@ def test_contexts_per_pass_changes_no_result(tokenizer, passages, tmp_path):
     assert len(one_passes) == 3 and len(many_passes) == 2 and max(many_passes) > max(one_passes)
     assert many == one
     assert sum(r[3] is not None for r in one) >= 3  # most self-edits trained and answered
+
+
+def test_policy_training_names_the_update_a_policys_rewards_were_measured_with(tmp_path):
+    """A run's inner-loop settings away from the defaults are the policy's training tag, read from the run,
+    a round or its policy dir; at the defaults, or with no config to read, there is none."""
+    from seal.rest_em import policy_training
+
+    policy = tmp_path / "run" / "round-1" / "policy"
+    policy.mkdir(parents=True)
+    assert policy_training(policy) == ""  # no config.json anywhere above it
+    cfg = SealConfig()
+    (tmp_path / "run" / "config.json").write_text(json.dumps({"seal": cfg.to_dict()}))
+    assert policy_training(policy) == ""
+    cfg = dataclasses.replace(cfg, inner_loop=dataclasses.replace(cfg.inner_loop, epochs=5))
+    (tmp_path / "run" / "config.json").write_text(json.dumps({"seal": cfg.to_dict()}))
+    assert [policy_training(p) for p in (policy, policy.parent, tmp_path / "run")] == ["epochs 5"] * 3

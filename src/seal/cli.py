@@ -323,12 +323,14 @@ def eval_knowledge(
         judge = make_grader("judge", url=cfg.eval.judge_url, model=cfg.eval.judge_model, api_key=judge_key)
     from seal.domains.base import reward_rule
     from seal.domains.knowledge import KnowledgeDomain
-    from seal.rest_em import policy_format, policy_reward
+    from seal.rest_em import policy_format, policy_reward, policy_training
 
     trained_on = [policy_format(path) or "implications" for path in policy or []]  # before the model loads
     # a run trained with another reward than the one `auto` gives knowledge says so in its row's name
     default_reward = reward_rule("auto", KnowledgeDomain())
     rewards = [r if (r := policy_reward(path)) != default_reward else None for path in policy or []]
+    # ... and one whose rewards were measured with another update (e.g. inner_loop.epochs=5) says which
+    trainings = [f"rewarded at {t}" if (t := policy_training(path)) else None for path in policy or []]
     s = load_seal(cfg, grader=judge)
     policies: dict[str, int] = {}
     policy_formats: dict[str, str] = {}
@@ -336,11 +338,11 @@ def eval_knowledge(
     if policy:
         from seal.rest_em import load_policy
 
-        for slot, (path, fmt, reward) in enumerate(zip(policy, trained_on, rewards, strict=True)):
+        for slot, (path, fmt, reward, how) in enumerate(zip(policy, trained_on, rewards, trainings, strict=True)):
             loaded = load_policy(s, path, slot=slot)
             policy_sha256[str(path)] = file_sha256(loaded / "adapter_model.safetensors")
             name = f"SEAL {loaded.parent.name}" if loaded.name == "policy" else f"SEAL {loaded.name}"
-            tags = ", ".join(t for t in (None if fmt == "implications" else fmt, reward) if t)
+            tags = ", ".join(t for t in (None if fmt == "implications" else fmt, reward, how) if t)
             name = f"{name} ({tags})" if tags else name
             name = name if name not in policies else f"{name} ({slot})"
             policies[name], policy_formats[name] = slot, fmt
