@@ -3,13 +3,14 @@
 # rewritten from results/ (python -m seal.results readme). Expected wall time on the 2-core development machine
 # (an Intel Xeon with AVX-512; on a 2-core AMD EPYC with AVX2 a ReST-EM round and evaluation, each run alone,
 # took as long):
-# ~21 h (ReST-EM ~27 min, knowledge table ~35-40 min per seed at 40 passages (3 seeds), the other formats ~35 min,
+# ~22 h (ReST-EM ~27 min, knowledge table ~35-40 min per seed at 40 passages (3 seeds), the other formats ~35 min,
 # SEAL round 1 ~15 min, ReST-EM on rewrite ~30 min and its rows ~40 min per seed (3 seeds), self-qa and the
 # rewrite SEAL round 1 ~32 min per seed (3 seeds), forgetting ~75 min,
 # a second evaluation set ~36 min per seed (3 seeds) and its rewrites ~21 min per seed (3 seeds), the reward
 # control ~15 min and its row ~30 min per seed (2 seeds), three rewrites per passage ~45 min per seed (2 seeds)
 # and three SEAL self-edits per passage ~55 min per seed (2 seeds, on AMD), the inner loop at 5 epochs
-# ~40 min per seed (3 seeds, on AMD), codebase ~20 min, ARC ~23 min, CPT ~76 min,
+# ~40 min per seed (3 seeds, on AMD), ReST-EM with its rewards at 5 epochs ~11 min and its row ~20-25 min per seed
+# (3 seeds, on AMD), codebase ~20 min, ARC ~23 min, CPT ~76 min,
 # benchmarks ~25 min, kill soak and routing threshold ~2 min).
 # Each step skips nothing it has not done; rerun after an interruption (ReST-EM resumes, finished forgetting results are kept).
 set -euo pipefail
@@ -47,6 +48,10 @@ step "knowledge: three SEAL round-1 (rewrite) self-edits per passage" env RUN=ru
     METHODS=base SEEDS=2 SELF_EDITS=3 OUT=results/knowledge/round1-rewrite-n3 bash recipes/knowledge.sh
 step "knowledge: the inner loop at 5 epochs (passage, rewrite, SEAL round 1)" env RUN=runs/rest-em-rewrite ROUNDS=1 \
     METHODS=passage,rewrite SEEDS=3 SET="inner_loop.epochs=5" OUT=results/knowledge/epochs5 bash recipes/knowledge.sh
+step "ReST-EM on rewrite with its rewards measured at 5 epochs (round 1)" env RUN=runs/rest-em-rewrite-e5 ROUNDS=1 \
+    FORMAT=rewrite SET="inner_loop.epochs=5" SUMMARY=results/rest_em/rewrite-epochs5.json bash recipes/rest_em.sh
+step "knowledge: that policy at 5 epochs" env RUN=runs/rest-em-rewrite-e5 ROUNDS=1 METHODS=base SEEDS=3 \
+    SET="inner_loop.epochs=5" OUT=results/knowledge/epochs5-rewarded-e5 bash recipes/knowledge.sh
 step "multi-passage (CPT)" env RUN=runs/rest-em-rewrite ROUND=2 bash recipes/cpt.sh
 step "forgetting" bash recipes/forgetting.sh
 step "codebase" bash recipes/codebase.sh

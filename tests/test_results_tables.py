@@ -58,12 +58,17 @@ def test_rest_em_table_has_a_row_per_round_with_its_reward_rule(tmp_path):
     (root / "rest_em" / "run-a.json").write_text(json.dumps(d))
     lines = results.rest_em_table(root).splitlines()
     assert len(lines) == 4
-    assert lines[2].startswith("| run-a | rewrite | accuracy+likelihood | 1 | 8 × 4 | +0.180 (std 0.140)")
+    assert lines[2].startswith("| run-a | rewrite | accuracy+likelihood | default | 1 | 8 × 4 | +0.180 (std 0.140)")
     assert "| 2 |" in lines[3] and "-0.050" in lines[3] and "88 %" in lines[2]
     d["manifest"]["config"] = {"format": "rewrite", "reward": "accuracy+likelihood",  # the rule auto resolved to
                                "seal": {"rest_em": {"reward": "auto"}}}
     (root / "rest_em" / "run-b.json").write_text(json.dumps(d))
-    assert results.rest_em_table(root).splitlines()[4].startswith("| run-b | rewrite | accuracy+likelihood | 1 |")
+    assert results.rest_em_table(root).splitlines()[4].startswith(
+        "| run-b | rewrite | accuracy+likelihood | default | 1 |")
+    d["manifest"]["config"]["seal"]["inner_loop"] = {"epochs": 5}  # rewards measured with a 5-epoch inner loop
+    (root / "rest_em" / "run-c.json").write_text(json.dumps(d))
+    assert results.rest_em_table(root).splitlines()[6].startswith(
+        "| run-c | rewrite | accuracy+likelihood | epochs 5 |")
     assert "no rest-em runs" in results.rest_em_table(tmp_path / "empty").lower()
 
 

@@ -20,7 +20,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from seal.config import SealConfig
 from seal.io import atomic_write_json, atomic_write_text
+from seal.knowledge_report import training_tag
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "results"
@@ -88,7 +90,7 @@ def forgetting_table(root: Path = RESULTS) -> str:
     ns = sorted({r["n"] for r in rows})
     qs = ", ".join(f"{max(r['questions'] for r in rows if r['n'] == n)} questions at N = {n}" for n in ns)
     base = ", ".join(f"{_num(next(r['base_mean'] for r in rows if r['n'] == n))} at N = {n}" for n in ns)
-    out.append("")
+    out += [""]
     out.append(f"Intervals: 95 % bootstrap over passages ({qs}); unedited base accuracy {base}. Latency in "
                "parentheses: relative to `accumulate` at the same N.")
     return "\n".join(out)
@@ -180,19 +182,16 @@ def knowledge_table(root: Path = RESULTS, name: str = "single") -> str:
     out = ["| method | accuracy [95 % CI] | − passage, points [95 % CI] | s / self-edit (train + answer) | "
            "s writing | tokens trained / edit |", "|---|---:|---:|---:|---:|---:|"]
     for m in names:
-        v = d["methods"].get(m)
-        if v is None:
-            continue
+        v = d["methods"][m]
         diff = vs_text(v.get("vs", {}))
         cost = f"{v['s_per_edit']:.1f}" if v["edits"] else "–"
         write = f"{v['s_write_per_edit']:.1f}" if v.get("s_write_per_edit", 0) >= 0.05 else "–"
         tokens = f"{v['train_tokens_per_edit']:.0f}" if v["edits"] else "–"
-        label = _label(m)
         fails = f" ({v['failed_edits']} unusable)" if v.get("failed_edits") else ""
-        out.append(f"| {label}{fails} | {_pct(v['accuracy'])} {_ci(v['ci95'], pct=True)} | {diff} | {cost} | "
+        out.append(f"| {_label(m)}{fails} | {_pct(v['accuracy'])} {_ci(v['ci95'], pct=True)} | {diff} | {cost} | "
                    f"{write} | {tokens} |")
     any_m = next(iter(d["methods"].values()))
-    out.append("")
+    out += [""]
     out.append(f"{any_m['n_questions']} questions per method: {len(d['passages'])} passages × {len(d['seeds'])} "
                f"seed(s) ({', '.join(map(str, d['seeds']))}); intervals resample passages (with all their seeds); "
                f"{_num(d.get('wall_s'), '.0f')} s in all.")
@@ -208,15 +207,17 @@ def rest_em_table(root: Path = RESULTS) -> str:
             continue
         run_cfg = (d.get("manifest") or {}).get("config") or {}
         reward = run_cfg.get("reward") or run_cfg.get("seal", {}).get("rest_em", {}).get("reward", "accuracy")
+        # the inner-loop settings its rewards were measured with, away from the defaults (e.g. epochs 5)
+        update = (training_tag(SealConfig.from_dict(run_cfg["seal"])) if run_cfg.get("seal") else "") or "default"
         for r in d["rounds"]:
-            rows.append(f"| {path.stem} | {run_cfg.get('format', 'implications')} | {reward} | "
+            rows.append(f"| {path.stem} | {run_cfg.get('format', 'implications')} | {reward} | {update} | "
                         f"{r['round']} | {r['contexts']} × "
                         f"{r['samples']} | {r['mean_reward']:+.3f} (std {r['std_reward']:.3f}) | "
                         f"{100 * r['positive_fraction']:.0f} % | {r['selected']} | {r['wall_s']:.0f} s |")
     if not rows:
         return "_No ReST-EM runs yet: run `bash recipes/rest_em.sh`._"
-    return "\n".join(["| run | self-edit format | reward | round | contexts × samples | mean reward | positive | kept "
-                      "| wall |", "|---|---|---|---:|---:|---:|---:|---:|---:|", *rows])
+    return "\n".join(["| run | self-edit format | reward | reward's update | round | contexts × samples | mean reward "
+                      "| positive | kept | wall |", "|---|---|---|---|---:|---:|---:|---:|---:|---:|", *rows])
 
 
 PAIRS = (("rewrite", "implications"), ("self-qa", "implications"), ("rewrite", "passage"),
@@ -234,7 +235,11 @@ PAIRS = (("rewrite", "implications"), ("self-qa", "implications"), ("rewrite", "
          # the inner loop's epochs at evaluation (inner_loop.epochs = 5; the policy trained with the default 10)
          ("rewrite [epochs 5]", "passage [epochs 5]"), ("SEAL round-1 (rewrite) [epochs 5]", "passage [epochs 5]"),
          ("SEAL round-1 (rewrite) [epochs 5]", "rewrite [epochs 5]"), ("passage [epochs 5]", "passage"),
-         ("rewrite [epochs 5]", "rewrite"), ("SEAL round-1 (rewrite) [epochs 5]", "SEAL round-1 (rewrite)"))
+         ("rewrite [epochs 5]", "rewrite"), ("SEAL round-1 (rewrite) [epochs 5]", "SEAL round-1 (rewrite)"),
+         # ... and a policy whose ReST-EM rewards were measured at 5 epochs too
+         ("SEAL round-1 (rewrite, rewarded at epochs 5) [epochs 5]", "rewrite [epochs 5]"),
+         ("SEAL round-1 (rewrite, rewarded at epochs 5) [epochs 5]", "passage [epochs 5]"),
+         ("SEAL round-1 (rewrite, rewarded at epochs 5) [epochs 5]", "SEAL round-1 (rewrite) [epochs 5]"))
 """Paired differences across the pooled knowledge files (the same passages and seeds in each)."""
 
 
@@ -401,24 +406,19 @@ def _reproduce_table(root: Path) -> str:
     return reproduce_table(root)
 
 
-TABLES: dict[str, Callable[[Path], str]] = {"forgetting": forgetting_table, "codebase": codebase_table,
-                                            "routing": routing_table, "knowledge": knowledge_table,
-                                            "rest_em": rest_em_table,
-                                            "knowledge_formats": lambda root: knowledge_table(root, "formats"),
-                                            "knowledge_round1": lambda root: knowledge_table(root, "round1"),
-                                            "knowledge_seal_rewrite":
-                                                lambda root: knowledge_table(root, "seal-rewrite"),
-                                            "knowledge_round1_rewrite":
-                                                lambda root: knowledge_table(root, "round1-rewrite"),
-                                            "knowledge_pairs": knowledge_pairs_table,
-                                            "knowledge_all": knowledge_all_table,
-                                            "knowledge_cpt": knowledge_cpt_table, "arc": arc_table,
-                                            "knowledge_second": lambda root: knowledge_table(root, "second"),
-                                            "knowledge_second_all":
-                                                lambda root: knowledge_all_table(root, "second"),
-                                            "knowledge_both_sets":
-                                                lambda root: knowledge_all_table(root, "single", "second"),
-                                            "reproduce": lambda root: _reproduce_table(root)}
+def _one_file(name: str) -> Callable[[Path], str]:
+    return lambda root: knowledge_table(root, name)
+
+
+TABLES: dict[str, Callable[[Path], str]] = {
+    "forgetting": forgetting_table, "codebase": codebase_table, "routing": routing_table,
+    "knowledge": knowledge_table, "rest_em": rest_em_table, "knowledge_pairs": knowledge_pairs_table,
+    **{f"knowledge_{n.replace('-', '_')}": _one_file(n) for n in ("formats", "round1", "seal-rewrite",
+                                                                  "round1-rewrite", "second")},
+    "knowledge_all": knowledge_all_table, "knowledge_cpt": knowledge_cpt_table, "arc": arc_table,
+    "knowledge_second_all": lambda root: knowledge_all_table(root, "second"),
+    "knowledge_both_sets": lambda root: knowledge_all_table(root, "single", "second"),
+    "reproduce": lambda root: _reproduce_table(root)}
 _BLOCK = re.compile(r"(<!-- results:(?P<name>[a-z0-9_-]+) -->\n)(?P<body>.*?)(\n<!-- /results:(?P=name) -->)", re.S)
 
 
