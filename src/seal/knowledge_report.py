@@ -23,10 +23,14 @@ TRAINING_FIELDS = (("inner_loop", "epochs", "epochs"), ("inner_loop", "lr", "lr"
 """The settings of the update that, away from their defaults, name a row (``passage [epochs 5]``)."""
 
 
-def training_tag(cfg: SealConfig) -> str:
-    """The update's settings that differ from the defaults, e.g. ``epochs 5, lr 0.0003``; "" at the defaults."""
+def training_tag(cfg: SealConfig | dict[str, Any] | None) -> str:
+    """The update's settings that differ from the defaults, e.g. ``epochs 5, lr 0.0003``; "" at the defaults.
+    ``cfg`` may also be a config as a run saved it (``SealConfig.to_dict``); "" for None or {} (unknown)."""
     from seal.config import SealConfig
 
+    if not cfg:
+        return ""
+    cfg = SealConfig.from_dict(cfg) if isinstance(cfg, dict) else cfg
     default = SealConfig()
     parts = []
     for section, name, label in TRAINING_FIELDS:

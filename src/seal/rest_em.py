@@ -153,11 +153,9 @@ def policy_training(path: str | Path) -> str:
     """The update settings away from the defaults that a policy's rewards were measured with (its run's inner
     loop and LoRA, :func:`seal.knowledge_report.training_tag`), e.g. ``epochs 5``; "" at the defaults or if
     unknown."""
-    from seal.config import SealConfig
     from seal.knowledge_report import training_tag
 
-    cfg = _run_config(path).get("seal")
-    return training_tag(SealConfig.from_dict(cfg)) if cfg else ""
+    return training_tag(_run_config(path).get("seal"))
 
 
 def train(seal: Seal, domain: Domain, contexts: Sequence[Any], run_dir: str | Path, *, fmt: str | None = None,

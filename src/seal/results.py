@@ -20,7 +20,6 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from seal.config import SealConfig
 from seal.io import atomic_write_json, atomic_write_text
 from seal.knowledge_report import training_tag
 
@@ -90,9 +89,8 @@ def forgetting_table(root: Path = RESULTS) -> str:
     ns = sorted({r["n"] for r in rows})
     qs = ", ".join(f"{max(r['questions'] for r in rows if r['n'] == n)} questions at N = {n}" for n in ns)
     base = ", ".join(f"{_num(next(r['base_mean'] for r in rows if r['n'] == n))} at N = {n}" for n in ns)
-    out += [""]
-    out.append(f"Intervals: 95 % bootstrap over passages ({qs}); unedited base accuracy {base}. Latency in "
-               "parentheses: relative to `accumulate` at the same N.")
+    out += ["", f"Intervals: 95 % bootstrap over passages ({qs}); unedited base accuracy {base}. Latency in "
+            "parentheses: relative to `accumulate` at the same N."]
     return "\n".join(out)
 
 
@@ -191,10 +189,9 @@ def knowledge_table(root: Path = RESULTS, name: str = "single") -> str:
         out.append(f"| {_label(m)}{fails} | {_pct(v['accuracy'])} {_ci(v['ci95'], pct=True)} | {diff} | {cost} | "
                    f"{write} | {tokens} |")
     any_m = next(iter(d["methods"].values()))
-    out += [""]
-    out.append(f"{any_m['n_questions']} questions per method: {len(d['passages'])} passages × {len(d['seeds'])} "
-               f"seed(s) ({', '.join(map(str, d['seeds']))}); intervals resample passages (with all their seeds); "
-               f"{_num(d.get('wall_s'), '.0f')} s in all.")
+    out += ["", f"{any_m['n_questions']} questions per method: {len(d['passages'])} passages × {len(d['seeds'])} "
+            f"seed(s) ({', '.join(map(str, d['seeds']))}); intervals resample passages (with all their seeds); "
+            f"{_num(d.get('wall_s'), '.0f')} s in all."]
     return "\n".join(out)
 
 
@@ -208,7 +205,7 @@ def rest_em_table(root: Path = RESULTS) -> str:
         run_cfg = (d.get("manifest") or {}).get("config") or {}
         reward = run_cfg.get("reward") or run_cfg.get("seal", {}).get("rest_em", {}).get("reward", "accuracy")
         # the inner-loop settings its rewards were measured with, away from the defaults (e.g. epochs 5)
-        update = (training_tag(SealConfig.from_dict(run_cfg["seal"])) if run_cfg.get("seal") else "") or "default"
+        update = training_tag(run_cfg.get("seal")) or "default"
         for r in d["rounds"]:
             rows.append(f"| {path.stem} | {run_cfg.get('format', 'implications')} | {reward} | {update} | "
                         f"{r['round']} | {r['contexts']} × "
@@ -418,7 +415,7 @@ TABLES: dict[str, Callable[[Path], str]] = {
     "knowledge_all": knowledge_all_table, "knowledge_cpt": knowledge_cpt_table, "arc": arc_table,
     "knowledge_second_all": lambda root: knowledge_all_table(root, "second"),
     "knowledge_both_sets": lambda root: knowledge_all_table(root, "single", "second"),
-    "reproduce": lambda root: _reproduce_table(root)}
+    "reproduce": _reproduce_table}
 _BLOCK = re.compile(r"(<!-- results:(?P<name>[a-z0-9_-]+) -->\n)(?P<body>.*?)(\n<!-- /results:(?P=name) -->)", re.S)
 
 
