@@ -20,40 +20,48 @@ step() { echo "== $1 ($(( $(date +%s) - start )) s so far)"; shift; "$@"; }
 step "routing threshold" .venv/bin/python recipes/routing_threshold.py
 step "kill soak" bash scripts/kill_soak.sh --kills 10 --json results/kill_soak.json
 step "ReST-EM on implications (accuracy+likelihood reward)" env RUN=runs/rest-em-accll REWARD=accuracy+likelihood \
-    SAMPLES=4 FORMAT=implications SUMMARY=results/rest_em/accuracy+likelihood.json bash recipes/rest_em.sh
+    SAMPLES=4 SET="inner_loop.epochs=10" FORMAT=implications SUMMARY=results/rest_em/accuracy+likelihood.json \
+    bash recipes/rest_em.sh
 step "knowledge table" env RUN=runs/rest-em-accll ROUNDS=2 METHODS=base,passage-in-prompt,passage,implications \
-    bash recipes/knowledge.sh
+    SET="inner_loop.epochs=10" bash recipes/knowledge.sh
 step "knowledge: other self-edit formats" env RUN=none SEEDS=1 OUT=results/knowledge/formats \
-    METHODS=base,passage-in-prompt,passage,rewrite,self-qa bash recipes/knowledge.sh
+    METHODS=base,passage-in-prompt,passage,rewrite,self-qa SET="inner_loop.epochs=10" bash recipes/knowledge.sh
 step "knowledge: SEAL round 1" env RUN=runs/rest-em-accll ROUNDS=1 METHODS=base SEEDS=1 \
-    OUT=results/knowledge/round1 bash recipes/knowledge.sh
+    OUT=results/knowledge/round1 SET="inner_loop.epochs=10" bash recipes/knowledge.sh
 step "ReST-EM on the rewrite format" env RUN=runs/rest-em-rewrite REWARD=accuracy+likelihood SAMPLES=4 FORMAT=rewrite \
-    SUMMARY=results/rest_em/rewrite-accuracy+likelihood.json bash recipes/rest_em.sh
+    SET="inner_loop.epochs=10" SUMMARY=results/rest_em/rewrite-accuracy+likelihood.json bash recipes/rest_em.sh
 step "knowledge: SEAL on the rewrite format" env RUN=runs/rest-em-rewrite ROUNDS=2 METHODS=base,rewrite SEEDS=3 \
-    OUT=results/knowledge/seal-rewrite bash recipes/knowledge.sh
+    OUT=results/knowledge/seal-rewrite SET="inner_loop.epochs=10" bash recipes/knowledge.sh
 step "knowledge: self-qa and SEAL round 1 on rewrite" env RUN=runs/rest-em-rewrite ROUNDS=1 METHODS=base,self-qa \
-    SEEDS=3 OUT=results/knowledge/round1-rewrite bash recipes/knowledge.sh
+    SEEDS=3 OUT=results/knowledge/round1-rewrite SET="inner_loop.epochs=10" bash recipes/knowledge.sh
 step "knowledge: a second evaluation set (passages 1040-1079)" env OFFSET=1040 RUN=runs/rest-em-rewrite ROUNDS=2 \
-    METHODS=base,passage SEEDS=3 OUT=results/knowledge/second bash recipes/knowledge.sh
+    METHODS=base,passage SEEDS=3 OUT=results/knowledge/second SET="inner_loop.epochs=10" bash recipes/knowledge.sh
 step "knowledge: the untrained rewrites on the second set" env OFFSET=1040 RUN=none METHODS=rewrite SEEDS=3 \
-    OUT=results/knowledge/second-rewrite bash recipes/knowledge.sh
+    OUT=results/knowledge/second-rewrite SET="inner_loop.epochs=10" bash recipes/knowledge.sh
 step "ReST-EM on rewrite with the paper's accuracy reward (the reward control, round 1)" env \
-    RUN=runs/rest-em-rewrite-acc REWARD=accuracy ROUNDS=1 SAMPLES=4 FORMAT=rewrite \
+    RUN=runs/rest-em-rewrite-acc REWARD=accuracy ROUNDS=1 SAMPLES=4 FORMAT=rewrite SET="inner_loop.epochs=10" \
     SUMMARY=results/rest_em/rewrite-accuracy.json bash recipes/rest_em.sh
 step "knowledge: SEAL round 1 with the accuracy reward" env RUN=runs/rest-em-rewrite-acc ROUNDS=1 METHODS=passage \
-    SEEDS=2 OUT=results/knowledge/round1-rewrite-accuracy bash recipes/knowledge.sh
+    SEEDS=2 OUT=results/knowledge/round1-rewrite-accuracy SET="inner_loop.epochs=10" bash recipes/knowledge.sh
 step "knowledge: three untrained rewrites per passage (eval.self_edits=3)" env RUN=none METHODS=rewrite SEEDS=2 \
-    SELF_EDITS=3 OUT=results/knowledge/rewrite-n3 bash recipes/knowledge.sh
+    SELF_EDITS=3 OUT=results/knowledge/rewrite-n3 SET="inner_loop.epochs=10" bash recipes/knowledge.sh
 step "knowledge: three SEAL round-1 (rewrite) self-edits per passage" env RUN=runs/rest-em-rewrite ROUNDS=1 \
-    METHODS=base SEEDS=2 SELF_EDITS=3 OUT=results/knowledge/round1-rewrite-n3 bash recipes/knowledge.sh
-step "knowledge: the inner loop at 5 epochs (passage, rewrite, SEAL round 1)" env RUN=runs/rest-em-rewrite ROUNDS=1 \
-    METHODS=passage,rewrite SEEDS=3 SET="inner_loop.epochs=5" OUT=results/knowledge/epochs5 bash recipes/knowledge.sh
-step "ReST-EM on rewrite with its rewards measured at 5 epochs (round 1)" env RUN=runs/rest-em-rewrite-e5 ROUNDS=1 \
-    FORMAT=rewrite SET="inner_loop.epochs=5" SUMMARY=results/rest_em/rewrite-epochs5.json bash recipes/rest_em.sh
-step "knowledge: that policy at 5 epochs" env RUN=runs/rest-em-rewrite-e5 ROUNDS=1 METHODS=base SEEDS=3 \
-    SET="inner_loop.epochs=5" OUT=results/knowledge/epochs5-rewarded-e5 bash recipes/knowledge.sh
-step "multi-passage (CPT)" env RUN=runs/rest-em-rewrite ROUND=2 bash recipes/cpt.sh
-step "forgetting" bash recipes/forgetting.sh
+    METHODS=base SEEDS=2 SELF_EDITS=3 OUT=results/knowledge/round1-rewrite-n3 SET="inner_loop.epochs=10" \
+    bash recipes/knowledge.sh
+step "knowledge: the default 5-epoch inner loop (passage, rewrite, the round-1 rewrite policy rewarded at 10)" \
+    env RUN=runs/rest-em-rewrite ROUNDS=1 METHODS=passage,rewrite SEEDS=3 OUT=results/knowledge/epochs5 \
+    bash recipes/knowledge.sh
+step "ReST-EM at the defaults (rewrite, rewards from the 5-epoch inner loop; the README's example)" env \
+    RUN=runs/rest-em-rewrite-e5 ROUNDS=2 FORMAT=rewrite SUMMARY=results/rest_em/rewrite-epochs5.json \
+    bash recipes/rest_em.sh
+step "knowledge: its round-1 policy" env RUN=runs/rest-em-rewrite-e5 ROUNDS=1 METHODS=base SEEDS=3 \
+    OUT=results/knowledge/epochs5-rewarded-e5 bash recipes/knowledge.sh
+step "knowledge: its round-2 policy and the open book" env RUN=runs/rest-em-rewrite-e5 ROUNDS=2 \
+    METHODS=base,passage-in-prompt SEEDS=3 OUT=results/knowledge/epochs5-round2 bash recipes/knowledge.sh
+step "knowledge: the implications and self-qa formats at the defaults" env RUN=none METHODS=implications,self-qa \
+    SEEDS=3 OUT=results/knowledge/epochs5-formats bash recipes/knowledge.sh
+step "multi-passage (CPT)" env RUN=runs/rest-em-rewrite ROUND=2 SET="inner_loop.epochs=10" bash recipes/cpt.sh
+step "forgetting" env SET="inner_loop.epochs=10" bash recipes/forgetting.sh
 step "codebase" bash recipes/codebase.sh
 step "ARC" bash recipes/arc.sh
 step "benchmarks" bash recipes/benchmarks.sh

@@ -5,6 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-$PY bench/inner_loop.py --contexts 4 --k 5 --json bench/results/cpu-2core.json
+$PY bench/inner_loop.py --contexts 4 --k 5 --set inner_loop.epochs=10 --json bench/results/cpu-2core.json  # the paper's 10 epochs
 $PY bench/serve.py --json bench/results/serve-cpu.json --set inner_loop.epochs=5
 $PY bench/routed_store.py --json bench/results/routed-store-cpu.json

@@ -6,6 +6,7 @@
 # (recipes/rest_em.sh with FORMAT=rewrite; skipped when that run is absent). Writes
 # results/knowledge/cpt-n{N}.json with its manifest; the README table is regenerated. Measured on 2 cores:
 # N = 50 took 4552 s (25 min writing, 51 min training the four adapters and answering), linear in N.
+# SET="k=v ..." adds config overrides; the published cpt-n50.json is SET="inner_loop.epochs=10" (recipes/all.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEAL=${SEAL:-.venv/bin/seal}
@@ -13,6 +14,9 @@ DATA=${DATA:-../shared/data/squad/squad_dev.json}
 N=${N:-50}
 RUN=${RUN:-runs/rest-em-rewrite}
 ROUND=${ROUND:-2}
+SET=${SET:-}
+SETS=()
+for kv in $SET; do SETS+=(--set "$kv"); done
 [ -f "$DATA" ] || { echo "error: $DATA not found (the shared SQuAD dev passages)"; exit 1; }
 mkdir -p results/knowledge
 POLICY=()
@@ -20,5 +24,5 @@ POLICY=()
     || echo "note: $RUN/round-$ROUND/policy not found: no SEAL row"
 $SEAL eval knowledge --data "$DATA" --mode cpt --offset 1100 --limit "$N" \
     --methods base,passage-in-prompt,passage,implications,rewrite "${POLICY[@]}" \
-    --json "results/knowledge/cpt-n$N.json"
+    "${SETS[@]}" --json "results/knowledge/cpt-n$N.json"
 .venv/bin/python -m seal.results readme

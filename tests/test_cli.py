@@ -314,7 +314,7 @@ def test_eval_writes_a_policys_own_format(tmp_path, margs, monkeypatch, capsys):
              "--set", "self_edit.format=rewrite", *margs]
     assert run_main(monkeypatch, capsys, train)[0] == 0
     assert json.loads((run / "config.json").read_text())["reward"] == "accuracy+likelihood"  # auto, resolved
-    # the same policy as if trained with the accuracy reward measured at the default 10 epochs: its row says the
+    # the same policy as if trained with the accuracy reward measured at the default epochs: its row says the
     # reward, and not the update (the first run's rewards were measured at margs' 1 epoch: its row says that)
     other = tmp_path / "other"
     shutil.copytree(run, other)

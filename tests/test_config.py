@@ -15,7 +15,7 @@ def test_defaults_are_valid():
     assert cfg.model.name == DEFAULT_MODEL == "smollm2-135m"
     assert (cfg.lora.rank, cfg.lora.alpha) == (16, 32.0)
     assert cfg.lora.targets == ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-    assert (cfg.inner_loop.epochs, cfg.inner_loop.lr, cfg.inner_loop.engine) == (10, 1e-3, "auto")
+    assert (cfg.inner_loop.epochs, cfg.inner_loop.lr, cfg.inner_loop.engine) == (5, 1e-3, "auto")
     # the measured winners on the default model (README Results): rewrites, the accuracy+likelihood reward
     assert (cfg.self_edit.format, cfg.self_edit.include_passage) == ("rewrite", True)
     assert (cfg.rest_em.reward, cfg.rest_em.samples, cfg.rest_em.contexts, cfg.rest_em.rounds) == ("auto", 4, 8, 2)

@@ -166,6 +166,30 @@ def test_resume_with_another_config_is_refused(tiny_lm, passages, tmp_path):
     assert len(out["rounds"]) == 1
 
 
+def test_resume_with_more_rounds_extends_a_finished_run(tokenizer, passages, tmp_path):
+    """Round 2 of a run extended from 1 to 2 rounds is round 2 of a run made with 2: round r's contexts do not
+    depend on the number of rounds, and round 2 starts from round 1's saved policy. Fewer rounds are refused."""
+    from seal.model import wrap_model
+    from tests.conftest import build_model
+
+    def fresh(rounds):
+        return _seal(wrap_model(build_model(len(tokenizer)), tokenizer, "tiny"), _cfg(rounds=rounds))
+
+    train_knowledge(fresh(2), passages, tmp_path / "two")
+    train_knowledge(fresh(1), passages, tmp_path / "one")
+    assert not (tmp_path / "one" / "round-2").exists()
+    out = train_knowledge(fresh(2), passages, tmp_path / "one", resume=True)
+    assert len(out["rounds"]) == 2
+    assert _selected(tmp_path / "one") == _selected(tmp_path / "two")
+    assert json.loads((tmp_path / "one" / "config.json").read_text())["seal"]["rest_em"]["rounds"] == 2
+    with pytest.raises(RunError, match="may add rounds"):
+        train_knowledge(fresh(1), passages, tmp_path / "one", resume=True)
+    with pytest.raises(RunError, match="different config"):  # more rounds and another change: still refused
+        seal = fresh(3)
+        seal.cfg.rest_em = dataclasses.replace(seal.cfg.rest_em, samples=2)
+        train_knowledge(seal, passages, tmp_path / "one", resume=True)
+
+
 def test_nan_loss_gets_no_reward_and_the_run_goes_on(tiny_lm, passages, tmp_path, monkeypatch):
     import seal.inner_loop as il
 
@@ -253,6 +277,7 @@ def test_policy_training_names_the_update_a_policys_rewards_were_measured_with(t
     cfg = SealConfig()
     (tmp_path / "run" / "config.json").write_text(json.dumps({"seal": cfg.to_dict()}))
     assert policy_training(policy) == ""
-    cfg = dataclasses.replace(cfg, inner_loop=dataclasses.replace(cfg.inner_loop, epochs=5))
+    epochs = cfg.inner_loop.epochs + 5
+    cfg = dataclasses.replace(cfg, inner_loop=dataclasses.replace(cfg.inner_loop, epochs=epochs))
     (tmp_path / "run" / "config.json").write_text(json.dumps({"seal": cfg.to_dict()}))
-    assert [policy_training(p) for p in (policy, policy.parent, tmp_path / "run")] == ["epochs 5"] * 3
+    assert [policy_training(p) for p in (policy, policy.parent, tmp_path / "run")] == [f"epochs {epochs}"] * 3

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from seal import results
+from seal.config import SealConfig
 
 
 def test_readme_tables_equal_the_generated_ones():
@@ -65,10 +66,11 @@ def test_rest_em_table_has_a_row_per_round_with_its_reward_rule(tmp_path):
     (root / "rest_em" / "run-b.json").write_text(json.dumps(d))
     assert results.rest_em_table(root).splitlines()[4].startswith(
         "| run-b | rewrite | accuracy+likelihood | default | 1 |")
-    d["manifest"]["config"]["seal"]["inner_loop"] = {"epochs": 5}  # rewards measured with a 5-epoch inner loop
+    epochs = SealConfig().inner_loop.epochs + 5  # rewards measured with another inner loop than the default's
+    d["manifest"]["config"]["seal"]["inner_loop"] = {"epochs": epochs}
     (root / "rest_em" / "run-c.json").write_text(json.dumps(d))
     assert results.rest_em_table(root).splitlines()[6].startswith(
-        "| run-c | rewrite | accuracy+likelihood | epochs 5 |")
+        f"| run-c | rewrite | accuracy+likelihood | epochs {epochs} |")
     assert "no rest-em runs" in results.rest_em_table(tmp_path / "empty").lower()
 
 

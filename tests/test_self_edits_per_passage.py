@@ -117,7 +117,7 @@ def test_rows_of_an_update_away_from_the_defaults_are_named_by_it(tiny_lm, sampl
     from seal.knowledge_report import training_tag
 
     assert training_tag(SealConfig()) == ""
-    assert training_tag(SealConfig.from_dict({"inner_loop": {"epochs": 5, "lr": 3e-4}})) == "epochs 5, lr 0.0003"
+    assert training_tag(SealConfig.from_dict({"inner_loop": {"epochs": 7, "lr": 3e-4}})) == "epochs 7, lr 0.0003"
     seal = _seal(tiny_lm, 2)
     _scripted(seal, ["The guild met in spring.", "Its hall is red."])
     result = evaluate_knowledge(seal, sample_passages[:2], ["base", "passage", "rewrite"])

@@ -22,7 +22,10 @@ def test_a_document_learned_through_the_api_fixes_a_wrong_answer(tmp_path):
     qas = json.loads((EXAMPLES / "verdant_guild.questions.json").read_text(encoding="utf-8"))
     title = text.splitlines()[0].strip()
     grade = LexicalGrader()
-    with ServeProcess(tmp_path / "store", None, tmp_path / "serve.log", key="k", sets=[]) as srv:
+    # the paper's 10 epochs: at the default 5 this document's questions stayed wrong after learning (once, in the
+    # session that made 5 the default: 5 trades a few points of single-passage accuracy for half the training)
+    with ServeProcess(tmp_path / "store", None, tmp_path / "serve.log", key="k",
+                      sets=["--set", "inner_loop.epochs=10"]) as srv:
         client = srv.client()
 
         def answers() -> list[str]:

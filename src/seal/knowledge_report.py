@@ -8,6 +8,7 @@ pooled several self-edits per passage (``eval.self_edits``). Used by ``seal eval
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -38,6 +39,52 @@ def training_tag(cfg: SealConfig | dict[str, Any] | None) -> str:
         if value != getattr(getattr(default, section), name):
             parts.append(f"{label} {value:g}")
     return ", ".join(parts)
+
+
+def _tag_values(tag: str, defaults: dict[str, float]) -> dict[str, float]:
+    """A training tag (``epochs 5, lr 0.0003``) as the values it stands for, the others at ``defaults``."""
+    values = dict(defaults)
+    for part in filter(None, (p.strip() for p in tag.split(","))):
+        label, _, value = part.rpartition(" ")
+        if label not in values:
+            raise ValueError(f"unknown update setting {label!r} in {tag!r}")
+        values[label] = float(value)
+    return values
+
+
+def default_values(cfg: SealConfig | None = None) -> dict[str, float]:
+    """The update settings of ``cfg`` (default: the defaults) by their labels in a training tag."""
+    from seal.config import SealConfig
+
+    cfg = cfg or SealConfig()
+    return {label: getattr(getattr(cfg, section), name) for section, name, label in TRAINING_FIELDS}
+
+
+def rebase_name(name: str, old: dict[str, float], new: dict[str, float] | None = None) -> str:
+    """A row's name made when the defaults were ``old``, as the defaults ``new`` (default: today's) name it: its
+    ``[TAG]`` and a policy's ``rewarded at TAG`` say what differs from ``new``. So stored results keep telling
+    their rows apart when a default changes (``passage`` at 10 epochs is ``passage [epochs 10]`` once 5 epochs are
+    the default, and ``passage [epochs 5]`` becomes ``passage``)."""
+    new = new or default_values()
+
+    def rebase(tag: str) -> str:
+        values = _tag_values(tag, old)
+        return ", ".join(f"{label} {values[label]:g}" for label in new if values[label] != new[label])
+
+    base, trained = name, name not in UNTRAINED
+    if (m := re.fullmatch(r"(.*) \[([^\]]*)\]", name)):
+        base, tag = m.group(1), m.group(2)
+    else:
+        tag = ""
+    if (p := re.fullmatch(r"(SEAL round-\d+)(?: \((.*)\))?(.*)", base)):
+        head, inner, tail = p.group(1), p.group(2) or "", p.group(3)
+        parts, _, rewarded = inner.partition("rewarded at ")
+        parts = [x.strip() for x in parts.split(",") if x.strip()]
+        if (how := rebase(rewarded)):
+            parts.append(f"rewarded at {how}")
+        base = head + (f" ({', '.join(parts)})" if parts else "") + tail
+    tag = rebase(tag) if trained else ""
+    return f"{base} [{tag}]" if tag else base
 
 
 def passage_row(methods) -> str | None:
@@ -90,3 +137,35 @@ def markdown_table(result: KnowledgeResult) -> str:
         lines.append(f"| {m} | {100 * d['accuracy']:.1f} % [{100 * lo:.1f}, {100 * hi:.1f}] | {d['n_questions']} | "
                      f"{diff} | {s} | {w} | {d['failed_edits']} |")
     return "\n".join(lines)
+
+
+_E10, _R10 = " [epochs 10]", "rewarded at epochs 10"  # rows of the 10-epoch inner loop (the default until 2026-12)
+_SEAL1_10, _SEAL2_10 = f"SEAL round-1 (rewrite, {_R10})", f"SEAL round-2 (rewrite, {_R10})"
+PAIRS = (  # at the defaults (the inner loop at 5 epochs)
+         ("rewrite", "passage"), ("implications", "passage"), ("self-qa", "passage"), ("rewrite", "implications"),
+         ("SEAL round-1 (rewrite)", "rewrite"), ("SEAL round-1 (rewrite)", "passage"),
+         ("SEAL round-2 (rewrite)", "rewrite"), ("SEAL round-2 (rewrite)", "passage"),
+         ("SEAL round-2 (rewrite)", "SEAL round-1 (rewrite)"), ("SEAL round-2 (rewrite)", "implications"),
+         # the round-1 policy whose rewards came from the 10-epoch inner loop, evaluated at 5
+         (_SEAL1_10, "rewrite"), (_SEAL1_10, "passage"), ("SEAL round-1 (rewrite)", _SEAL1_10),
+         # 5 epochs against 10
+         ("passage", "passage" + _E10), ("rewrite", "rewrite" + _E10), (_SEAL1_10, _SEAL1_10 + _E10),
+         ("SEAL round-1 (rewrite)", _SEAL1_10 + _E10), ("SEAL round-2 (rewrite)", _SEAL2_10 + _E10),
+         # at 10 epochs: the formats, the two ReST-EM formats, rounds, the reward control, three self-edits
+         ("rewrite" + _E10, "implications" + _E10), ("self-qa" + _E10, "implications" + _E10),
+         ("rewrite" + _E10, "passage" + _E10), ("self-qa" + _E10, "passage" + _E10),
+         (f"SEAL round-1 ({_R10}){_E10}", "implications" + _E10),
+         (f"SEAL round-2 ({_R10}){_E10}", f"SEAL round-1 ({_R10}){_E10}"), (f"SEAL round-2 ({_R10}){_E10}", "rewrite" + _E10),
+         (_SEAL2_10 + _E10, "rewrite" + _E10), (_SEAL2_10 + _E10, "passage" + _E10),
+         (_SEAL2_10 + _E10, "implications" + _E10), (_SEAL2_10 + _E10, f"SEAL round-2 ({_R10}){_E10}"),
+         (_SEAL1_10 + _E10, "rewrite" + _E10), (_SEAL1_10 + _E10, "passage" + _E10),
+         (_SEAL2_10 + _E10, _SEAL1_10 + _E10),
+         (f"SEAL round-1 (rewrite, accuracy, {_R10}){_E10}", _SEAL1_10 + _E10),
+         (f"SEAL round-1 (rewrite, accuracy, {_R10}){_E10}", "rewrite" + _E10),
+         (f"SEAL round-1 (rewrite, accuracy, {_R10}){_E10}", "passage" + _E10),
+         ("rewrite ×3" + _E10, "rewrite" + _E10), ("rewrite ×3" + _E10, "passage" + _E10),
+         (f"SEAL round-1 (rewrite, {_R10}) ×3{_E10}", "rewrite ×3" + _E10),
+         (f"SEAL round-1 (rewrite, {_R10}) ×3{_E10}", "passage" + _E10),
+         (f"SEAL round-1 (rewrite, {_R10}) ×3{_E10}", _SEAL1_10 + _E10))
+"""The README's paired differences across the pooled knowledge files (``seal.results``; the same passages and
+seeds in each): a pair whose rows are not both there is left out."""

@@ -284,14 +284,28 @@ def _rewards(done: dict, rnd: int, ci: int, samples: int, repeats: int) -> list[
     return out
 
 
+def _without_rounds(cfg: dict[str, Any]) -> dict[str, Any]:
+    rest_em = {k: v for k, v in cfg["seal"].get("rest_em", {}).items() if k != "rounds"}
+    return {**cfg, "seal": {**cfg["seal"], "rest_em": rest_em}}
+
+
 def prepare_run_dir(run_dir: Path, config: dict[str, Any], resume: bool) -> None:
     """Start a run in ``run_dir`` (new or empty: writes ``config.json``) or, with ``resume``, check that the
-    saved config equals ``config`` but for ``EXECUTION_ONLY`` fields; a difference is named and refused."""
+    saved config equals ``config`` but for ``EXECUTION_ONLY`` fields; a difference is named and refused, except
+    more ``rest_em.rounds``: round r's contexts do not depend on the number of rounds, so a finished run is
+    extended (its ``config.json`` then records the new number)."""
     cfg_path = run_dir / "config.json"
     if cfg_path.is_file():
         if not resume:
             raise RunError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
         old, new = _comparable(_read_json(cfg_path)), _comparable(json.loads(json.dumps(config)))
+        have, want = (c["seal"].get("rest_em", {}).get("rounds") for c in (old, new))
+        if want != have and _without_rounds(old) == _without_rounds(new):
+            if want < have:
+                raise RunError(f"{run_dir} is a run of {have} rounds; a resume may add rounds (--rounds > {have}), "
+                               "not drop them")
+            _write(atomic_write_json, cfg_path, config)  # more rounds: a finished run continues from its policy
+            return
         if old != new:
             diff = ", ".join(_differences(old, new)[:3])
             raise RunError(f"{run_dir} was made with a different config ({diff}); resume with the same options "

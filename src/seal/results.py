@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from seal.io import atomic_write_json, atomic_write_text
-from seal.knowledge_report import training_tag
+from seal.knowledge_report import PAIRS, training_tag
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "results"
@@ -151,11 +151,17 @@ def _label(method: str) -> str:
 
 
 def method_order(methods) -> list[str]:
-    """Knowledge methods in reading order: no update, open book, passage, the formats, then the rest (SEAL)."""
+    """Knowledge methods in reading order: the rows of the default update first, then those of each other update
+    (``passage [epochs 10]``, ...); within each, no update, open book, passage, the formats, then the rest (SEAL)."""
     from seal.config import KNOWLEDGE_FORMATS
 
     order = ("base", "passage-in-prompt", *KNOWLEDGE_FORMATS)
-    return [m for m in order if m in methods] + sorted(m for m in methods if m not in order)
+
+    def key(m: str) -> tuple:
+        name, _, tag = re.fullmatch(r"(.*?)( \[([^\]]*)\])?", m).group(1, 2, 3)
+        return (tag or "", order.index(name) if name in order else len(order), name)
+
+    return sorted(methods, key=key)
 
 
 def knowledge_plot(d: dict, path: Path, mode: str = "single") -> None:
@@ -217,27 +223,6 @@ def rest_em_table(root: Path = RESULTS) -> str:
                       "| positive | kept | wall |", "|---|---|---|---|---:|---:|---:|---:|---:|---:|", *rows])
 
 
-PAIRS = (("rewrite", "implications"), ("self-qa", "implications"), ("rewrite", "passage"),
-         ("SEAL round-1", "implications"), ("SEAL round-2", "SEAL round-1"), ("SEAL round-2", "rewrite"),
-         ("SEAL round-2 (rewrite)", "rewrite"), ("SEAL round-2 (rewrite)", "passage"),
-         ("SEAL round-2 (rewrite)", "implications"), ("SEAL round-2 (rewrite)", "SEAL round-2"),
-         ("self-qa", "passage"), ("SEAL round-1 (rewrite)", "rewrite"), ("SEAL round-1 (rewrite)", "passage"),
-         ("SEAL round-2 (rewrite)", "SEAL round-1 (rewrite)"),
-         # the reward control: the same run with the paper's accuracy reward
-         ("SEAL round-1 (rewrite, accuracy)", "SEAL round-1 (rewrite)"), ("SEAL round-1 (rewrite, accuracy)", "rewrite"),
-         ("SEAL round-1 (rewrite, accuracy)", "passage"),
-         # several self-edits per passage at evaluation (eval.self_edits = 3)
-         ("rewrite ×3", "rewrite"), ("rewrite ×3", "passage"), ("SEAL round-1 (rewrite) ×3", "rewrite ×3"),
-         ("SEAL round-1 (rewrite) ×3", "passage"), ("SEAL round-1 (rewrite) ×3", "SEAL round-1 (rewrite)"),
-         # the inner loop's epochs at evaluation (inner_loop.epochs = 5; the policy trained with the default 10)
-         ("rewrite [epochs 5]", "passage [epochs 5]"), ("SEAL round-1 (rewrite) [epochs 5]", "passage [epochs 5]"),
-         ("SEAL round-1 (rewrite) [epochs 5]", "rewrite [epochs 5]"), ("passage [epochs 5]", "passage"),
-         ("rewrite [epochs 5]", "rewrite"), ("SEAL round-1 (rewrite) [epochs 5]", "SEAL round-1 (rewrite)"),
-         # ... and a policy whose ReST-EM rewards were measured at 5 epochs too
-         ("SEAL round-1 (rewrite, rewarded at epochs 5) [epochs 5]", "rewrite [epochs 5]"),
-         ("SEAL round-1 (rewrite, rewarded at epochs 5) [epochs 5]", "passage [epochs 5]"),
-         ("SEAL round-1 (rewrite, rewarded at epochs 5) [epochs 5]", "SEAL round-1 (rewrite) [epochs 5]"))
-"""Paired differences across the pooled knowledge files (the same passages and seeds in each)."""
 
 
 def _pooled_methods(root: Path, main_set: str = "single") -> tuple[dict[str, list], dict[str, str]]:
