@@ -25,15 +25,16 @@ def retag(d: dict, old: dict[str, float], new: dict[str, float]) -> dict[str, st
     """Rename ``d``'s rows in place (a knowledge result or a reproduction report); returns the map of changes."""
     names: set[str] = set()
     methods = d.get("methods") if isinstance(d.get("methods"), dict) else {}
-    for name, st in methods.items():
-        names |= {name, *(st.get("vs") or {})}
+    for name, st in methods.items():  # a "vs" key "passage" is the passage trained as the row is: it stays
+        names |= {name, *(k for k in st.get("vs") or {} if k != "passage")}
     names |= set(d.get("policies") or {}) | set((d.get("policies") or {}).values())
     rows = (d.get("knowledge") or {}).get("methods") or []  # seal.reproduce's report
     names |= {r["method"] for r in rows if isinstance(r, dict) and "method" in r}
     renames = {n: m for n in sorted(names) if (m := rebase_name(n, old, new)) != n}
     if methods:
-        d["methods"] = {renames.get(k, k): {**st, **({"vs": {renames.get(a, a): v for a, v in st["vs"].items()}}
-                                                     if "vs" in st else {})} for k, st in methods.items()}
+        d["methods"] = {renames.get(k, k): {**st, **({"vs": {a if a == "passage" else renames.get(a, a): v
+                                                              for a, v in st["vs"].items()}} if "vs" in st else {})}
+                        for k, st in methods.items()}
     if d.get("policies"):
         d["policies"] = {renames.get(k, k): renames.get(v, v) for k, v in d["policies"].items()}
     for r in rows:

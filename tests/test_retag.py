@@ -49,7 +49,7 @@ def test_default_values_are_the_configs():
 def test_retag_renames_rows_keeps_figures_records_it_and_runs_once(tmp_path):
     new_epochs = default_values()["epochs"]
     old_epochs = new_epochs + 5  # stored when the default was another number of epochs
-    st = {"accuracy": 0.25, "ci95": [0.1, 0.4], "cells": [], "vs": {"passage": {"diff": 0.1}}}
+    st = {"accuracy": 0.25, "ci95": [0.1, 0.4], "cells": [], "vs": {"passage": {"diff": 0.1}, "rewrite": {}}}
     d = {"methods": {"base": {"accuracy": 0.0, "vs": {"passage": {"diff": -0.2}}}, "passage": {"accuracy": 0.2},
                      "SEAL round-1 (rewrite)": st},
          "policies": {"SEAL round-1 (rewrite)": "rewrite"}, "manifest": {"command": ["seal"]}}
@@ -63,8 +63,8 @@ def test_retag_renames_rows_keeps_figures_records_it_and_runs_once(tmp_path):
     out = json.loads(path.read_text())
     e, seal = f"[epochs {old_epochs}]", f"SEAL round-1 (rewrite, rewarded at epochs {old_epochs}) [epochs {old_epochs}]"
     assert set(out["methods"]) == {"base", f"passage {e}", seal}
-    assert out["methods"][seal] == {**st, "vs": {f"passage {e}": {"diff": 0.1}}}  # the figures as they were
-    assert out["methods"]["base"]["vs"] == {f"passage {e}": {"diff": -0.2}}
+    # the figures as they were; "vs" "passage" is the passage trained as the row was, whatever its name
+    assert out["methods"][seal] == {**st, "vs": {"passage": {"diff": 0.1}, f"rewrite {e}": {}}} and out["methods"]["base"]["vs"] == {"passage": {"diff": -0.2}}
     assert out["policies"] == {seal: f"rewrite {e}"}
     assert out["manifest"]["renamed"]["rows"]["passage"] == f"passage {e}"
     assert out["manifest"]["command"] == ["seal"] and "skip" in r.stdout
