@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Every result in the README, regenerated from the shared data and the default model, then the README's tables
-# rewritten from results/ (python -m seal.results readme). Expected wall time on the 2-core development machine
+# rewritten from results/ (python -m seal.results readme). The results made while 10 epochs were the default
+# pin SET="inner_loop.epochs=10"; the rest run at today's defaults. Expected wall time on the 2-core development machine
 # (an Intel Xeon with AVX-512; on a 2-core AMD EPYC with AVX2 a ReST-EM round and evaluation, each run alone,
 # took as long):
-# ~22 h (ReST-EM ~27 min, knowledge table ~35-40 min per seed at 40 passages (3 seeds), the other formats ~35 min,
+# ~25 h (ReST-EM ~27 min, knowledge table ~35-40 min per seed at 40 passages (3 seeds), the other formats ~35 min,
 # SEAL round 1 ~15 min, ReST-EM on rewrite ~30 min and its rows ~40 min per seed (3 seeds), self-qa and the
 # rewrite SEAL round 1 ~32 min per seed (3 seeds), forgetting ~75 min,
 # a second evaluation set ~36 min per seed (3 seeds) and its rewrites ~21 min per seed (3 seeds), the reward
 # control ~15 min and its row ~30 min per seed (2 seeds), three rewrites per passage ~45 min per seed (2 seeds)
-# and three SEAL self-edits per passage ~55 min per seed (2 seeds, on AMD), the inner loop at 5 epochs
-# ~40 min per seed (3 seeds, on AMD), ReST-EM with its rewards at 5 epochs ~11 min and its row ~20-25 min per seed
-# (3 seeds, on AMD), codebase ~20 min, ARC ~23 min, CPT ~76 min,
+# and three SEAL self-edits per passage ~55 min per seed (2 seeds, on AMD), then at the default 5 epochs (on AMD):
+# passage, rewrite and the 10-epoch policy ~40 min per seed (3 seeds), ReST-EM ~11 min a round run alone, its
+# round-1 row ~20-25 min per seed (3 seeds), its round-2 row with the open book ~22 min per seed (3 seeds),
+# implications and self-qa ~30 min per seed; codebase ~20 min, ARC ~23 min, CPT ~76 min,
 # benchmarks ~25 min, kill soak and routing threshold ~2 min).
 # Each step skips nothing it has not done; rerun after an interruption (ReST-EM resumes, finished forgetting results are kept).
 set -euo pipefail
