@@ -31,14 +31,8 @@ def training_tag(cfg: SealConfig | dict[str, Any] | None) -> str:
 
     if not cfg:
         return ""
-    cfg = SealConfig.from_dict(cfg) if isinstance(cfg, dict) else cfg
-    default = SealConfig()
-    parts = []
-    for section, name, label in TRAINING_FIELDS:
-        value = getattr(getattr(cfg, section), name)
-        if value != getattr(getattr(default, section), name):
-            parts.append(f"{label} {value:g}")
-    return ", ".join(parts)
+    values, default = default_values(SealConfig.from_dict(cfg) if isinstance(cfg, dict) else cfg), default_values()
+    return ", ".join(f"{label} {v:g}" for label, v in values.items() if v != default[label])
 
 
 def _tag_values(tag: str, defaults: dict[str, float]) -> dict[str, float]:
@@ -155,7 +149,8 @@ PAIRS = (  # at the defaults (the inner loop at 5 epochs)
          ("rewrite" + _E10, "implications" + _E10), ("self-qa" + _E10, "implications" + _E10),
          ("rewrite" + _E10, "passage" + _E10), ("self-qa" + _E10, "passage" + _E10),
          (f"SEAL round-1 ({_R10}){_E10}", "implications" + _E10),
-         (f"SEAL round-2 ({_R10}){_E10}", f"SEAL round-1 ({_R10}){_E10}"), (f"SEAL round-2 ({_R10}){_E10}", "rewrite" + _E10),
+         (f"SEAL round-2 ({_R10}){_E10}", f"SEAL round-1 ({_R10}){_E10}"),
+         (f"SEAL round-2 ({_R10}){_E10}", "rewrite" + _E10),
          (_SEAL2_10 + _E10, "rewrite" + _E10), (_SEAL2_10 + _E10, "passage" + _E10),
          (_SEAL2_10 + _E10, "implications" + _E10), (_SEAL2_10 + _E10, f"SEAL round-2 ({_R10}){_E10}"),
          (_SEAL1_10 + _E10, "rewrite" + _E10), (_SEAL1_10 + _E10, "passage" + _E10),

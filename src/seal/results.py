@@ -223,8 +223,6 @@ def rest_em_table(root: Path = RESULTS) -> str:
                       "| positive | kept | wall |", "|---|---|---|---|---:|---:|---:|---:|---:|---:|", *rows])
 
 
-
-
 def _pooled_methods(root: Path, main_set: str = "single") -> tuple[dict[str, list], dict[str, str]]:
     """Every single-passage method of the pooled knowledge files (``results/knowledge/*.json`` on the passages
     of ``MAIN_SET.json``, but the per-seed parts and CPT): method -> [(MethodStats, file stem)], and each policy
