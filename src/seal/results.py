@@ -386,6 +386,12 @@ def _reproduce_table(root: Path) -> str:
     return reproduce_table(root)
 
 
+def _recipes_table(root: Path) -> str:
+    from seal.recipes_report import recipes_table
+
+    return recipes_table(root)
+
+
 def _one_file(name: str) -> Callable[[Path], str]:
     return lambda root: knowledge_table(root, name)
 
@@ -400,7 +406,7 @@ TABLES: dict[str, Callable[[Path], str]] = {
     "knowledge_all": knowledge_all_table, "knowledge_cpt": knowledge_cpt_table, "arc": arc_table,
     "knowledge_second_all": lambda root: knowledge_all_table(root, "second"),
     "knowledge_both_sets": lambda root: knowledge_all_table(root, "single", "second"),
-    "reproduce": _reproduce_table}
+    "reproduce": _reproduce_table, "recipes": _recipes_table}
 _BLOCK = re.compile(r"(<!-- results:(?P<name>[a-z0-9_-]+) -->\n)(?P<body>.*?)(\n<!-- /results:(?P=name) -->)", re.S)
 
 
