@@ -133,34 +133,34 @@ def markdown_table(result: KnowledgeResult) -> str:
     return "\n".join(lines)
 
 
-_E10, _R10 = " [epochs 10]", "rewarded at epochs 10"  # rows of the 10-epoch inner loop (the default until 2026-12)
-_SEAL1_10, _SEAL2_10 = f"SEAL round-1 (rewrite, {_R10})", f"SEAL round-2 (rewrite, {_R10})"
+E10, R10 = " [epochs 10]", "rewarded at epochs 10"  # rows of the 10-epoch inner loop (the default until 2026-12)
+SEAL1_10, SEAL2_10 = f"SEAL round-1 (rewrite, {R10})", f"SEAL round-2 (rewrite, {R10})"
 PAIRS = (  # at the defaults (the inner loop at 5 epochs)
          ("rewrite", "passage"), ("implications", "passage"), ("self-qa", "passage"), ("rewrite", "implications"),
          ("SEAL round-1 (rewrite)", "rewrite"), ("SEAL round-1 (rewrite)", "passage"),
          ("SEAL round-2 (rewrite)", "rewrite"), ("SEAL round-2 (rewrite)", "passage"),
          ("SEAL round-2 (rewrite)", "SEAL round-1 (rewrite)"), ("SEAL round-2 (rewrite)", "implications"),
          # the round-1 policy whose rewards came from the 10-epoch inner loop, evaluated at 5
-         (_SEAL1_10, "rewrite"), (_SEAL1_10, "passage"), ("SEAL round-1 (rewrite)", _SEAL1_10),
+         (SEAL1_10, "rewrite"), (SEAL1_10, "passage"), ("SEAL round-1 (rewrite)", SEAL1_10),
          # 5 epochs against 10
-         ("passage", "passage" + _E10), ("rewrite", "rewrite" + _E10), (_SEAL1_10, _SEAL1_10 + _E10),
-         ("SEAL round-1 (rewrite)", _SEAL1_10 + _E10), ("SEAL round-2 (rewrite)", _SEAL2_10 + _E10),
+         ("passage", "passage" + E10), ("rewrite", "rewrite" + E10), (SEAL1_10, SEAL1_10 + E10),
+         ("SEAL round-1 (rewrite)", SEAL1_10 + E10), ("SEAL round-2 (rewrite)", SEAL2_10 + E10),
          # at 10 epochs: the formats, the two ReST-EM formats, rounds, the reward control, three self-edits
-         ("rewrite" + _E10, "implications" + _E10), ("self-qa" + _E10, "implications" + _E10),
-         ("rewrite" + _E10, "passage" + _E10), ("self-qa" + _E10, "passage" + _E10),
-         (f"SEAL round-1 ({_R10}){_E10}", "implications" + _E10),
-         (f"SEAL round-2 ({_R10}){_E10}", f"SEAL round-1 ({_R10}){_E10}"),
-         (f"SEAL round-2 ({_R10}){_E10}", "rewrite" + _E10),
-         (_SEAL2_10 + _E10, "rewrite" + _E10), (_SEAL2_10 + _E10, "passage" + _E10),
-         (_SEAL2_10 + _E10, "implications" + _E10), (_SEAL2_10 + _E10, f"SEAL round-2 ({_R10}){_E10}"),
-         (_SEAL1_10 + _E10, "rewrite" + _E10), (_SEAL1_10 + _E10, "passage" + _E10),
-         (_SEAL2_10 + _E10, _SEAL1_10 + _E10),
-         (f"SEAL round-1 (rewrite, accuracy, {_R10}){_E10}", _SEAL1_10 + _E10),
-         (f"SEAL round-1 (rewrite, accuracy, {_R10}){_E10}", "rewrite" + _E10),
-         (f"SEAL round-1 (rewrite, accuracy, {_R10}){_E10}", "passage" + _E10),
-         ("rewrite ×3" + _E10, "rewrite" + _E10), ("rewrite ×3" + _E10, "passage" + _E10),
-         (f"SEAL round-1 (rewrite, {_R10}) ×3{_E10}", "rewrite ×3" + _E10),
-         (f"SEAL round-1 (rewrite, {_R10}) ×3{_E10}", "passage" + _E10),
-         (f"SEAL round-1 (rewrite, {_R10}) ×3{_E10}", _SEAL1_10 + _E10))
+         ("rewrite" + E10, "implications" + E10), ("self-qa" + E10, "implications" + E10),
+         ("rewrite" + E10, "passage" + E10), ("self-qa" + E10, "passage" + E10),
+         (f"SEAL round-1 ({R10}){E10}", "implications" + E10),
+         (f"SEAL round-2 ({R10}){E10}", f"SEAL round-1 ({R10}){E10}"),
+         (f"SEAL round-2 ({R10}){E10}", "rewrite" + E10),
+         (SEAL2_10 + E10, "rewrite" + E10), (SEAL2_10 + E10, "passage" + E10),
+         (SEAL2_10 + E10, "implications" + E10), (SEAL2_10 + E10, f"SEAL round-2 ({R10}){E10}"),
+         (SEAL1_10 + E10, "rewrite" + E10), (SEAL1_10 + E10, "passage" + E10),
+         (SEAL2_10 + E10, SEAL1_10 + E10),
+         (f"SEAL round-1 (rewrite, accuracy, {R10}){E10}", SEAL1_10 + E10),
+         (f"SEAL round-1 (rewrite, accuracy, {R10}){E10}", "rewrite" + E10),
+         (f"SEAL round-1 (rewrite, accuracy, {R10}){E10}", "passage" + E10),
+         ("rewrite ×3" + E10, "rewrite" + E10), ("rewrite ×3" + E10, "passage" + E10),
+         (f"SEAL round-1 (rewrite, {R10}) ×3{E10}", "rewrite ×3" + E10),
+         (f"SEAL round-1 (rewrite, {R10}) ×3{E10}", "passage" + E10),
+         (f"SEAL round-1 (rewrite, {R10}) ×3{E10}", SEAL1_10 + E10))
 """The README's paired differences across the pooled knowledge files (``seal.results``; the same passages and
 seeds in each): a pair whose rows are not both there is left out."""

@@ -294,25 +294,33 @@ def knowledge_all_table(root: Path = RESULTS, main_set: str = "single", *more_se
     return "\n".join(out)
 
 
+def pair_diff(methods: dict[str, list], best: dict[str, tuple], a: str, b: str) -> tuple[dict, str, str] | None:
+    """``a`` − ``b`` paired over the cells they share (``compare``), with the files each was taken from: from the
+    pair of files that share the most cells; of equals, one file's own pair (its table's figure), then the
+    rows' files in the pooled table (``best``), then the first in name order. None when they share no cell.
+    ``methods`` and ``best`` as :func:`_pooled_methods` and :func:`_best_rows` give them."""
+    from seal.evaluate import compare
+
+    found = [(c, fa, fb) for sa, fa in methods.get(a, []) for sb, fb in methods.get(b, [])
+             if (c := compare(sa, sb)) is not None]
+    if not found:
+        return None
+    return max(found, key=lambda x: (x[0]["cells"], x[1] == x[2], (x[1], x[2]) == (best[a][1], best[b][1])))
+
+
 def knowledge_pairs_table(root: Path = RESULTS) -> str:
     """Paired differences between methods that were run in different pooled files (``results/knowledge/*.json``
     but the per-seed parts), over the (passage, seed) cells they share. A method run in several files is taken
     from the pair of files that share the most cells (e.g. the file with the most seeds); of equals, from one
     file when both rows are in it, then from the files the pooled table takes each row from."""
-    from seal.evaluate import compare
     from seal.knowledge_report import diff_text
 
     methods, _ = _pooled_methods(root)
     best, _ = _best_rows(root, "single")
     rows = []
     for a, b in PAIRS:
-        found = [(c, fa, fb) for sa, fa in methods.get(a, []) for sb, fb in methods.get(b, [])
-                 if (c := compare(sa, sb)) is not None]
-        if found:
-            # most cells; of equals, one file's own pair (its table's figure), then the rows' files in the
-            # pooled table, then the first in name order
-            c, fa, fb = max(found, key=lambda x: (x[0]["cells"], x[1] == x[2],
-                                                  (x[1], x[2]) == (best[a][1], best[b][1])))
+        if (found := pair_diff(methods, best, a, b)) is not None:
+            c, fa, fb = found
             rows.append(f"| {a} − {b} | {diff_text(c)} | {c['cells']} | {fa}, {fb} |")
     if not rows:
         return "_No paired knowledge results yet: run `bash recipes/all.sh`._"
@@ -392,6 +400,12 @@ def _recipes_table(root: Path) -> str:
     return recipes_table(root)
 
 
+def _sweep_table(root: Path) -> str:
+    from seal.sweep_report import sweep_table
+
+    return sweep_table(root)
+
+
 def _one_file(name: str) -> Callable[[Path], str]:
     return lambda root: knowledge_table(root, name)
 
@@ -406,7 +420,8 @@ TABLES: dict[str, Callable[[Path], str]] = {
     "knowledge_all": knowledge_all_table, "knowledge_cpt": knowledge_cpt_table, "arc": arc_table,
     "knowledge_second_all": lambda root: knowledge_all_table(root, "second"),
     "knowledge_both_sets": lambda root: knowledge_all_table(root, "single", "second"),
-    "reproduce": _reproduce_table, "recipes": _recipes_table}
+    "reproduce": _reproduce_table, "recipes": _recipes_table,
+    "sweep": _sweep_table}
 _BLOCK = re.compile(r"(<!-- results:(?P<name>[a-z0-9_-]+) -->\n)(?P<body>.*?)(\n<!-- /results:(?P=name) -->)", re.S)
 
 
