@@ -406,6 +406,12 @@ def _sweep_table(root: Path) -> str:
     return sweep_table(root)
 
 
+def _bench(name: str) -> Callable[[Path], str]:
+    from seal.bench_report import bench_table
+
+    return lambda root: bench_table(root, name)
+
+
 def _one_file(name: str) -> Callable[[Path], str]:
     return lambda root: knowledge_table(root, name)
 
@@ -421,7 +427,7 @@ TABLES: dict[str, Callable[[Path], str]] = {
     "knowledge_second_all": lambda root: knowledge_all_table(root, "second"),
     "knowledge_both_sets": lambda root: knowledge_all_table(root, "single", "second"),
     "reproduce": _reproduce_table, "recipes": _recipes_table,
-    "sweep": _sweep_table}
+    "sweep": _sweep_table, "bench_cpu": _bench("cpu-2core"), "bench_h200": _bench("h200")}
 _BLOCK = re.compile(r"(<!-- results:(?P<name>[a-z0-9_-]+) -->\n)(?P<body>.*?)(\n<!-- /results:(?P=name) -->)", re.S)
 
 
