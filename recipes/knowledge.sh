@@ -6,7 +6,7 @@
 # their run trained: `implications`, or e.g. `rewrite` for a FORMAT=rewrite run, when METHODS has it).
 # Adds a SEAL row per ReST-EM round of $RUN (recipes/rest_em.sh) listed in ROUNDS (default: every round).
 # One `seal eval knowledge` per seed, each written to $OUT-sN.{json,jsonl} with its manifest and kept: an
-# interrupted recipe reruns only the missing seeds. The seeds are then pooled into $OUT.{json,png}
+# interrupted recipe reruns only the missing seeds, each from its last finished pass (--resume). The seeds are then pooled into $OUT.{json,png}
 # (`python -m seal.results merge-knowledge`) and the README table regenerated. SELF_EDITS=N (default 1) writes N
 # self-edits per passage and method and trains them together (rows named e.g. `rewrite ×3`). Wall time on 2 cores, measured:
 # ~8 s per passage and seed for `passage`, ~24 s for each self-edit method (training, answering, writing), so
@@ -40,10 +40,9 @@ PARTS=()
 for ((s = 0; s < SEEDS; s++)); do
     PARTS+=("$OUT-s$s.json")
     [ -f "$OUT-s$s.json" ] && { echo "seed $s: $OUT-s$s.json exists, kept"; continue; }
-    rm -f "$OUT-s$s.jsonl"
     $SEAL eval knowledge --data "$DATA" --offset "$OFFSET" --limit "$LIMIT" --seed "$s" --seeds 1 \
         --methods "$METHODS" "${POLICIES[@]}" \
-        "${SETS[@]}" --json "$OUT-s$s.json" --log "$OUT-s$s.jsonl"
+        "${SETS[@]}" --json "$OUT-s$s.json" --log "$OUT-s$s.jsonl" --resume
 done
 .venv/bin/python -m seal.results merge-knowledge --out "$OUT.json" --plot "$OUT.png" "${PARTS[@]}"
 .venv/bin/python -m seal.results readme

@@ -279,6 +279,9 @@ def eval_knowledge(
     judge_key: Annotated[str, typer.Option(
         help="API key for the judge only (better: env SEAL_JUDGE_KEY); never saved.")] = "",
     executor: ExecutorOpt = "local", ray_address: RayAddressOpt = None, workers: WorkersOpt = 0,
+    resume: Annotated[bool, typer.Option("--resume", help="Single mode: rerun only the passes an interrupted run "
+                                                          "with the same --json and settings did not save.")]
+    = False,
     seed: int = 0, config: ConfigOpt = None, set_: SetOpt = None, model: ModelOpt = None,
 ) -> None:
     """The paper's knowledge protocol: self-edit, LoRA, questions without the passage; accuracy per method."""
@@ -295,6 +298,8 @@ def eval_knowledge(
         fail(f"--mode must be single or cpt, not {mode!r}")
     if not 1 <= seeds <= 100 or (seeds > 1 and mode != "single"):
         fail("--seeds must be in 1..100 (and 1 with --mode cpt)")
+    if resume and (json_out is None or mode != "single"):
+        fail("--resume needs --json (its passes are saved beside it) and --mode single")
     sets = list(set_ or [])
     sets += [f"eval.grader={grader}"] if grader else []
     sets += [f"eval.judge_url={json.dumps(judge_url)}"] if judge_url else []
@@ -356,6 +361,22 @@ def eval_knowledge(
 
         ex = open_executor(executor, s, KnowledgeDomain.from_config(cfg), ray_address, workers)
     extra = {"log_path": log, "seeds": list(range(seed, seed + seeds)), "executor": ex} if mode == "single" else {}
+    checkpoint = None
+    if json_out is not None and mode == "single":  # every finished pass saved: a kill loses one pass at most
+        from seal.eval_checkpoint import CheckpointMismatch, PassCheckpoint, checkpoint_dir
+
+        key = {"config": cfg.to_dict(), "methods": method_list, "data": f"{Path(data).resolve()}[{offset}:"
+               f"{offset + limit}]", "passages": [p.id for p in passages], "seeds": extra["seeds"],
+               "policy_sha256": policy_sha256, "teacher": teacher_model}
+        try:
+            checkpoint = extra["checkpoint"] = PassCheckpoint(checkpoint_dir(json_out), key, resume=resume)
+        except (CheckpointMismatch, OSError) as exc:
+            fail(str(exc))
+        if resume:
+            err.print(f"resuming: {checkpoint.saved_passes()} finished pass(es) in {checkpoint.folder}",
+                      highlight=False, markup=False)
+            if log is not None:
+                log.unlink(missing_ok=True)  # rebuilt whole from the saved passes and the new ones
     try:
         with progress_bar() as bar:
             what = "passages" if mode == "single" else "passages written, LoRA steps, answers"
@@ -376,9 +397,13 @@ def eval_knowledge(
     if json_out is not None:
         d["manifest"] = manifest(command=command_line(ctx), config=cfg.to_dict(), seeds=result.seeds,
                                  data=[f"{Path(data).resolve()}[{offset}:{offset + limit}]"],
-                                 wall_s=time.perf_counter() - t0, passage_ids=result.passage_ids, mode=mode,
-                                 policies=[str(p) for p in policy or []], policy_sha256=policy_sha256)
+                                 wall_s=time.perf_counter() - t0 + (checkpoint.saved_s if checkpoint else 0.0),
+                                 passage_ids=result.passage_ids, mode=mode,
+                                 policies=[str(p) for p in policy or []], policy_sha256=policy_sha256,
+                                 **({"resumed_s": checkpoint.saved_s} if checkpoint and checkpoint.saved_s else {}))
         atomic_write_json(json_out, d)
+        if checkpoint is not None:
+            checkpoint.remove()
     if plot is not None:
         from seal.results import knowledge_plot
 

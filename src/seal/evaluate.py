@@ -267,9 +267,11 @@ def evaluate_knowledge(seal: Seal, passages: list[Passage], methods: list[str], 
                        seeds: Sequence[int] | None = None, policies: dict[str, int] | None = None,
                        policy_formats: dict[str, str] | None = None,
                        writers: dict[str, Writer] | None = None, log_path: str | Path | None = None,
-                       progress: Callable[[int, int], None] | None = None, executor=None) -> KnowledgeResult:
+                       progress: Callable[[int, int], None] | None = None, executor=None,
+                       checkpoint=None) -> KnowledgeResult:
     """Run the single-passage protocol for each of ``seeds`` (default ``[seed]``); per-(passage, seed) details
-    go to ``log_path`` (JSONL) when given.
+    go to ``log_path`` (JSONL) when given. ``checkpoint`` (a :class:`seal.eval_checkpoint.PassCheckpoint`)
+    saves each finished pass and skips the passes it already holds.
 
     ``policies`` maps extra method names to policy adapter slots (their self-edits are written with that
     adapter, in the format ``policy_formats`` gives them, default implications, and compared to that format's
@@ -289,15 +291,26 @@ def evaluate_knowledge(seal: Seal, passages: list[Passage], methods: list[str], 
             jobs.append(EvalPass(len(jobs), s, first, passages[first:first + per_pass], methods, policies, writers,
                                  result.policies))
     total, done = len(passages) * len(seeds), 0
+    parts = {}
+    for job in jobs if checkpoint is not None else []:
+        if (saved := checkpoint.load(job.index)) is not None:
+            parts[job.index] = saved
+            done += len(job.passages)
+    todo = [job for job in jobs if job.index not in parts]
+    if parts and progress is not None:
+        progress(done, total)
     if executor is not None and getattr(executor, "name", "local") != "local":
         executor.broadcast("eval-policies", _load_adapters, {slot: seal.bank.state_dict(slot)
                                                             for slot in policies.values()})
-        outputs = executor.run(jobs, fn=eval_pass, failed=None)
+        outputs = executor.run(todo, fn=eval_pass, failed=None)
     else:
-        outputs = (eval_pass(seal, dom, job) for job in jobs)
-    parts = {}
+        outputs = (eval_pass(seal, dom, job) for job in todo)
+    last = time.perf_counter()
     for index, part, records in outputs:
         parts[index] = (part, records)
+        if checkpoint is not None:
+            checkpoint.save(index, part, records, time.perf_counter() - last)
+        last = time.perf_counter()
         done += len(jobs[index].passages)
         if progress is not None:
             progress(done, total)
@@ -308,7 +321,7 @@ def evaluate_knowledge(seal: Seal, passages: list[Passage], methods: list[str], 
             if log_path is not None:
                 append_jsonl(log_path, record)
     result.passages = len(passages)
-    result.wall_s = time.perf_counter() - start
+    result.wall_s = time.perf_counter() - start + (checkpoint.saved_s if checkpoint is not None else 0.0)
     return result
 
 
