@@ -6,7 +6,10 @@
 # their run trained: `implications`, or e.g. `rewrite` for a FORMAT=rewrite run, when METHODS has it).
 # Adds a SEAL row per ReST-EM round of $RUN (recipes/rest_em.sh) listed in ROUNDS (default: every round).
 # One `seal eval knowledge` per seed, each written to $OUT-sN.{json,jsonl} with its manifest and kept: an
-# interrupted recipe reruns only the missing seeds, each from its last finished pass (--resume). The seeds are then pooled into $OUT.{json,png}
+# interrupted recipe reruns only the missing seeds, each from its last finished pass (--resume). JOBS=2 runs
+# two seeds at once, each with one torch thread (model.threads=1): on the 2-core AMD machine that gave 1.5× the
+# throughput of one seed on both threads (implications and self-qa: ~330 s per 4 passages each, against ~290 s
+# for one alone), at the cost of bit-identity with a 2-thread run (another float summation order, as on another CPU). The seeds are then pooled into $OUT.{json,png}
 # (`python -m seal.results merge-knowledge`) and the README table regenerated. SELF_EDITS=N (default 1) writes N
 # self-edits per passage and method and trains them together (rows named e.g. `rewrite ×3`). Wall time on 2 cores, measured:
 # ~8 s per passage and seed for `passage`, ~24 s for each self-edit method (training, answering, writing), so
@@ -25,6 +28,7 @@ ROUNDS=${ROUNDS:-}
 METHODS=${METHODS:-base,passage-in-prompt,passage,implications,rewrite,self-qa}
 OUT=${OUT:-results/knowledge/single}
 SELF_EDITS=${SELF_EDITS:-1}
+JOBS=${JOBS:-1}  # seeds evaluated at once; JOBS=2 runs two side by side with one torch thread each
 SET=${SET:-}  # more config overrides, space-separated, e.g. SET="inner_loop.epochs=5" (rows named "passage [epochs 5]")
 SETS=(--set "eval.self_edits=$SELF_EDITS")
 for kv in $SET; do SETS+=(--set "$kv"); done
@@ -36,13 +40,24 @@ for r in "$RUN"/round-*/policy; do
     n=$(basename "$(dirname "$r")"); n=${n#round-}
     if [ -z "$ROUNDS" ] || [[ ",$ROUNDS," == *",$n,"* ]]; then POLICIES+=(--policy "$(dirname "$r")"); fi
 done
+eval_seed() {  # SEED [more options]
+    local s=$1; shift
+    $SEAL eval knowledge --data "$DATA" --offset "$OFFSET" --limit "$LIMIT" --seed "$s" --seeds 1 \
+        --methods "$METHODS" "${POLICIES[@]}" \
+        "${SETS[@]}" --json "$OUT-s$s.json" --log "$OUT-s$s.jsonl" --resume "$@"
+}
 PARTS=()
 for ((s = 0; s < SEEDS; s++)); do
     PARTS+=("$OUT-s$s.json")
     [ -f "$OUT-s$s.json" ] && { echo "seed $s: $OUT-s$s.json exists, kept"; continue; }
-    $SEAL eval knowledge --data "$DATA" --offset "$OFFSET" --limit "$LIMIT" --seed "$s" --seeds 1 \
-        --methods "$METHODS" "${POLICIES[@]}" \
-        "${SETS[@]}" --json "$OUT-s$s.json" --log "$OUT-s$s.jsonl" --resume
+    if [ "$JOBS" -gt 1 ]; then  # side by side, one torch thread each, their lines prefixed with the seed
+        while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done
+        eval_seed "$s" --set model.threads=1 2>&1 | sed -u "s/^/[seed $s] /" &
+    else
+        eval_seed "$s"
+    fi
 done
+wait
+for p in "${PARTS[@]}"; do [ -f "$p" ] || { echo "error: $p was not written (its seed failed; see above)"; exit 1; }; done
 .venv/bin/python -m seal.results merge-knowledge --out "$OUT.json" --plot "$OUT.png" "${PARTS[@]}"
 .venv/bin/python -m seal.results readme
