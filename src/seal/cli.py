@@ -361,13 +361,14 @@ def eval_knowledge(
 
         ex = open_executor(executor, s, KnowledgeDomain.from_config(cfg), ray_address, workers)
     extra = {"log_path": log, "seeds": list(range(seed, seed + seeds)), "executor": ex} if mode == "single" else {}
+    data_id = f"{Path(data).resolve()}[{offset}:{offset + limit}]"
     checkpoint = None
     if json_out is not None and mode == "single":  # every finished pass saved: a kill loses one pass at most
         from seal.eval_checkpoint import CheckpointMismatch, PassCheckpoint, checkpoint_dir
 
-        key = {"config": cfg.to_dict(), "methods": method_list, "data": f"{Path(data).resolve()}[{offset}:"
-               f"{offset + limit}]", "passages": [p.id for p in passages], "seeds": extra["seeds"],
-               "policy_sha256": policy_sha256, "teacher": teacher_model}
+        key = {"config": cfg.to_dict(), "methods": method_list, "data": data_id,
+               "passages": [p.id for p in passages], "seeds": extra["seeds"], "policy_sha256": policy_sha256,
+               "teacher": teacher_model}
         try:
             checkpoint = extra["checkpoint"] = PassCheckpoint(checkpoint_dir(json_out), key, resume=resume)
         except (CheckpointMismatch, OSError) as exc:
@@ -396,8 +397,7 @@ def eval_knowledge(
     d = result.as_dict()
     if json_out is not None:
         d["manifest"] = manifest(command=command_line(ctx), config=cfg.to_dict(), seeds=result.seeds,
-                                 data=[f"{Path(data).resolve()}[{offset}:{offset + limit}]"],
-                                 wall_s=time.perf_counter() - t0 + (checkpoint.saved_s if checkpoint else 0.0),
+                                 data=[data_id], wall_s=time.perf_counter() - t0 + (checkpoint.saved_s if checkpoint else 0.0),
                                  passage_ids=result.passage_ids, mode=mode,
                                  policies=[str(p) for p in policy or []], policy_sha256=policy_sha256,
                                  **({"resumed_s": checkpoint.saved_s} if checkpoint and checkpoint.saved_s else {}))

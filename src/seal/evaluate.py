@@ -292,10 +292,11 @@ def evaluate_knowledge(seal: Seal, passages: list[Passage], methods: list[str], 
                                  result.policies))
     total, done = len(passages) * len(seeds), 0
     parts = {}
-    for job in jobs if checkpoint is not None else []:
-        if (saved := checkpoint.load(job.index)) is not None:
-            parts[job.index] = saved
-            done += len(job.passages)
+    if checkpoint is not None:
+        for job in jobs:
+            if (saved := checkpoint.load(job.index)) is not None:
+                parts[job.index] = saved
+                done += len(job.passages)
     todo = [job for job in jobs if job.index not in parts]
     if parts and progress is not None:
         progress(done, total)

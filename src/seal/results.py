@@ -20,8 +20,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from seal.bench_report import bench_table
 from seal.io import atomic_write_json, atomic_write_text
 from seal.knowledge_report import PAIRS, training_tag
+from seal.recipes_report import recipes_table
+from seal.reproduce import reproduce_table
+from seal.sweep_report import sweep_table
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "results"
@@ -249,8 +253,18 @@ def _best_rows(root: Path, main_set: str) -> tuple[dict[str, tuple], dict[str, s
     """Per method of the pooled files on ``MAIN_SET``'s passages, (stats, file stem) from the file with the most
     (passage, seed) cells (of equals, ``MAIN_SET``, then name order); and each policy row's format."""
     methods, formats = _pooled_methods(root, main_set)
+    return _best_of(methods, main_set), formats
+
+
+def _best_of(methods: dict[str, list], main_set: str) -> dict[str, tuple]:
     # the lists are in file-name order and max keeps the first of equals
-    return {m: max(v, key=lambda x: (len(x[0].cells), x[1] == main_set)) for m, v in methods.items()}, formats
+    return {m: max(v, key=lambda x: (len(x[0].cells), x[1] == main_set)) for m, v in methods.items()}
+
+
+def pairing(root: Path) -> tuple[dict[str, list], dict[str, tuple]]:
+    """:func:`pair_diff`'s ``methods`` and ``best``, read once from the main set's pooled files."""
+    methods, _ = _pooled_methods(root)
+    return methods, _best_of(methods, "single")
 
 
 def _same_update(ref: str, method: str, rows) -> str:
@@ -298,7 +312,7 @@ def pair_diff(methods: dict[str, list], best: dict[str, tuple], a: str, b: str) 
     """``a`` − ``b`` paired over the cells they share (``compare``), with the files each was taken from: from the
     pair of files that share the most cells; of equals, one file's own pair (its table's figure), then the
     rows' files in the pooled table (``best``), then the first in name order. None when they share no cell.
-    ``methods`` and ``best`` as :func:`_pooled_methods` and :func:`_best_rows` give them."""
+    ``methods`` and ``best`` as :func:`pairing` gives them."""
     from seal.evaluate import compare
 
     found = [(c, fa, fb) for sa, fa in methods.get(a, []) for sb, fb in methods.get(b, [])
@@ -315,8 +329,7 @@ def knowledge_pairs_table(root: Path = RESULTS) -> str:
     file when both rows are in it, then from the files the pooled table takes each row from."""
     from seal.knowledge_report import diff_text
 
-    methods, _ = _pooled_methods(root)
-    best, _ = _best_rows(root, "single")
+    methods, best = pairing(root)
     rows = []
     for a, b in PAIRS:
         if (found := pair_diff(methods, best, a, b)) is not None:
@@ -388,30 +401,6 @@ def arc_table(root: Path = RESULTS) -> str:
                       "file (wall) |", "|---|---|---:|---:|---:|---:|---|", *out, *([""] + notes if notes else [])])
 
 
-def _reproduce_table(root: Path) -> str:
-    from seal.reproduce import reproduce_table
-
-    return reproduce_table(root)
-
-
-def _recipes_table(root: Path) -> str:
-    from seal.recipes_report import recipes_table
-
-    return recipes_table(root)
-
-
-def _sweep_table(root: Path) -> str:
-    from seal.sweep_report import sweep_table
-
-    return sweep_table(root)
-
-
-def _bench(name: str) -> Callable[[Path], str]:
-    from seal.bench_report import bench_table
-
-    return lambda root: bench_table(root, name)
-
-
 def _one_file(name: str) -> Callable[[Path], str]:
     return lambda root: knowledge_table(root, name)
 
@@ -426,8 +415,8 @@ TABLES: dict[str, Callable[[Path], str]] = {
     "knowledge_all": knowledge_all_table, "knowledge_cpt": knowledge_cpt_table, "arc": arc_table,
     "knowledge_second_all": lambda root: knowledge_all_table(root, "second"),
     "knowledge_both_sets": lambda root: knowledge_all_table(root, "single", "second"),
-    "reproduce": _reproduce_table, "recipes": _recipes_table,
-    "sweep": _sweep_table, "bench_cpu": _bench("cpu-2core"), "bench_h200": _bench("h200")}
+    "reproduce": reproduce_table, "recipes": recipes_table, "sweep": sweep_table,
+    "bench_cpu": lambda root: bench_table(root, "cpu-2core"), "bench_h200": lambda root: bench_table(root, "h200")}
 _BLOCK = re.compile(r"(<!-- results:(?P<name>[a-z0-9_-]+) -->\n)(?P<body>.*?)(\n<!-- /results:(?P=name) -->)", re.S)
 
 

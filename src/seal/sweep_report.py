@@ -61,10 +61,9 @@ def sweep_table(root: Path) -> str:
     """The Markdown table of :data:`SWEEP`, each difference paired over the (passage, seed) cells its two rows
     share on the main evaluation set (``results/knowledge/single.json``'s passages), as the pairs table finds
     them; a pair with no shared cells yet says "not measured yet"."""
-    from seal.results import _best_rows, _pooled_methods, pair_diff
+    from seal.results import pair_diff, pairing  # seal.results imports this module
 
-    methods, _ = _pooled_methods(root)
-    best, _ = _best_rows(root, "single")
+    methods, best = pairing(root)
     lines = ["| lever | measured | paired differences, points [95 % CI] (cells: passage × seed) | default chosen |",
              "|---|---|---|---|"]
     for lever, measured, pairs, chosen in SWEEP:
