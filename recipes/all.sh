@@ -69,6 +69,12 @@ step "knowledge: its round-2 policy and the open book" "results/knowledge/epochs
 step "knowledge: the implications and self-qa formats at the defaults" \
     "results/knowledge/epochs5-formats.json" env RUN=none METHODS=implications,self-qa SEEDS=3 \
     OUT=results/knowledge/epochs5-formats bash recipes/knowledge.sh
+step "knowledge: the second set at the defaults (base, passage, rewrite)" "results/knowledge/second-epochs5.json" \
+    env OFFSET=1040 RUN=none METHODS=base,passage,rewrite SEEDS=3 JOBS=2 OUT=results/knowledge/second-epochs5 bash \
+    recipes/knowledge.sh
+step "knowledge: the default policy (round 2) on the second set" "results/knowledge/second-epochs5-seal.json" env \
+    OFFSET=1040 RUN=runs/rest-em-rewrite-e5 ROUNDS=2 METHODS=base SEEDS=3 JOBS=2 \
+    OUT=results/knowledge/second-epochs5-seal bash recipes/knowledge.sh
 step "multi-passage (CPT)" "results/knowledge/cpt-n*.json" env RUN=runs/rest-em-rewrite ROUND=2 \
     SET="inner_loop.epochs=10" bash recipes/cpt.sh
 step "forgetting" "results/forgetting/n*-*.json" env SET="inner_loop.epochs=10" bash recipes/forgetting.sh
