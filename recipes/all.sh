@@ -73,10 +73,12 @@ step "knowledge: the second set at the defaults (base, passage, rewrite)" "resul
     env OFFSET=1040 RUN=none METHODS=base,passage,rewrite SEEDS=3 JOBS=2 OUT=results/knowledge/second-epochs5 bash \
     recipes/knowledge.sh
 step "knowledge: the default policy (round 2) on the second set" "results/knowledge/second-epochs5-seal.json" env \
-    OFFSET=1040 RUN=runs/rest-em-rewrite-e5 ROUNDS=2 METHODS=base SEEDS=3 JOBS=2 \
+    OFFSET=1040 RUN=runs/rest-em-rewrite-e5 ROUNDS=2 METHODS=base SEEDS=3 JOBS=3 \
     OUT=results/knowledge/second-epochs5-seal bash recipes/knowledge.sh
-step "multi-passage (CPT)" "results/knowledge/cpt-n*.json" env RUN=runs/rest-em-rewrite ROUND=2 \
+step "multi-passage (CPT)" "results/knowledge/cpt-n50.json" env RUN=runs/rest-em-rewrite ROUND=2 \
     SET="inner_loop.epochs=10" bash recipes/cpt.sh
+step "multi-passage (CPT) at the defaults" "results/knowledge/cpt-n50-epochs5.json" env RUN=runs/rest-em-rewrite-e5 \
+    ROUND=2 METHODS=base,passage,rewrite OUT=results/knowledge/cpt-n50-epochs5.json bash recipes/cpt.sh
 step "forgetting" "results/forgetting/n*-*.json" env SET="inner_loop.epochs=10" bash recipes/forgetting.sh
 step "codebase" "results/codebase/train.json results/codebase/eval.json" bash recipes/codebase.sh
 step "ARC" "results/arc/easy.json results/arc/train.json results/arc/easy-seal.json results/arc/shared.json" \

@@ -7,6 +7,8 @@
 # results/knowledge/cpt-n{N}.json with its manifest; the README table is regenerated. Measured on 2 cores:
 # N = 50 took 4552 s (25 min writing, 51 min training the four adapters and answering), linear in N.
 # SET="k=v ..." adds config overrides; the published cpt-n50.json is SET="inner_loop.epochs=10" (recipes/all.sh).
+# METHODS (default: base,passage-in-prompt,passage,implications,rewrite; the SEAL row is added to them) and OUT
+# (default results/knowledge/cpt-n{N}.json) pick the rows and the file, e.g. cpt-n50-epochs5.json at the defaults.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEAL=${SEAL:-.venv/bin/seal}
@@ -15,14 +17,15 @@ N=${N:-50}
 RUN=${RUN:-runs/rest-em-rewrite}
 ROUND=${ROUND:-2}
 SET=${SET:-}
+METHODS=${METHODS:-base,passage-in-prompt,passage,implications,rewrite}
+OUT=${OUT:-results/knowledge/cpt-n$N.json}
 SETS=()
 for kv in $SET; do SETS+=(--set "$kv"); done
 [ -f "$DATA" ] || { echo "error: $DATA not found (the shared SQuAD dev passages)"; exit 1; }
-mkdir -p results/knowledge
+mkdir -p "$(dirname "$OUT")"
 POLICY=()
 [ -d "$RUN/round-$ROUND/policy" ] && POLICY=(--policy "$RUN/round-$ROUND") \
     || echo "note: $RUN/round-$ROUND/policy not found: no SEAL row"
 $SEAL eval knowledge --data "$DATA" --mode cpt --offset 1100 --limit "$N" \
-    --methods base,passage-in-prompt,passage,implications,rewrite "${POLICY[@]}" \
-    "${SETS[@]}" --json "results/knowledge/cpt-n$N.json"
+    --methods "$METHODS" "${POLICY[@]}" "${SETS[@]}" --json "$OUT"
 .venv/bin/python -m seal.results readme

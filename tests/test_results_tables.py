@@ -163,7 +163,7 @@ def test_knowledge_all_takes_each_method_from_its_largest_file_and_compares_on_s
 def test_cpt_table_reads_the_largest_n_and_gives_costs_per_passage_and_per_adapter(tmp_path):
     from seal.evaluate import KnowledgeResult, MethodStats
 
-    def write(n, passage_correct):
+    def write(n, passage_correct, suffix=""):
         cells = lambda c: [{"passage": f"p{i}", "seed": 0, "correct": c, "n": 4} for i in range(n)]  # noqa: E731
         methods = {"base": MethodStats(cells=cells(0)),
                    "passage": MethodStats(cells=cells(passage_correct), edits=1, train_s=30.0, eval_s=10.0,
@@ -171,12 +171,13 @@ def test_cpt_table_reads_the_largest_n_and_gives_costs_per_passage_and_per_adapt
                    "rewrite": MethodStats(cells=cells(2), edits=1, train_s=50.0, eval_s=10.0, write_s=4.0 * n,
                                           train_tokens=1600, failed_edits=1)}
         d = KnowledgeResult(methods, n, 99.0, [f"p{i}" for i in range(n)], [0], {}).as_dict()
-        (root / "knowledge" / f"cpt-n{n}.json").write_text(json.dumps(d))
+        (root / "knowledge" / f"cpt-n{n}{suffix}.json").write_text(json.dumps(d))
 
     root = tmp_path / "results"
     (root / "knowledge").mkdir(parents=True)
     write(4, 1)
     write(10, 1)  # n10 sorts before n4 by name: the table must still take N = 10
+    write(4, 3, "-epochs5")  # another setting's file: its own table, never the plain one's largest N (n45)
     lines = results.knowledge_cpt_table(root).splitlines()
     assert lines[2].startswith("| base (closed book) | 0.0 % [0.0, 0.0] | -25.0 [-25.0, -25.0] | – | – | – |")
     assert lines[4] == "| rewrite (1 unusable) | 50.0 % [50.0, 50.0] | +25.0 [+25.0, +25.0] | 4.0 | 60 | 1600 |"
@@ -184,6 +185,8 @@ def test_cpt_table_reads_the_largest_n_and_gives_costs_per_passage_and_per_adapt
     # the pooled single-passage tables never read CPT files
     assert "no knowledge results" in results.knowledge_all_table(root).lower()
     assert "no multi-passage results" in results.knowledge_cpt_table(tmp_path / "none").lower()
+    other = results.knowledge_cpt_table(root, "-epochs5").splitlines()
+    assert other[3].startswith("| passage | 75.0 % [75.0, 75.0] |") and "(cpt-n4-epochs5.json)" in other[-1]
 
 
 def test_arc_table_has_a_row_per_method_of_each_file_with_its_task_set(tmp_path):

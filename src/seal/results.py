@@ -341,13 +341,15 @@ def knowledge_pairs_table(root: Path = RESULTS) -> str:
                       "|---|---:|---:|---|", *rows])
 
 
-def knowledge_cpt_table(root: Path = RESULTS) -> str:
-    """The multi-passage (CPT) table from the largest ``results/knowledge/cpt-nN.json`` (``recipes/cpt.sh``):
-    one adapter per method trained on all N passages' self-edits, so the costs are per passage (writing) and
-    for the one adapter (training and answering every question)."""
+def knowledge_cpt_table(root: Path = RESULTS, suffix: str = "") -> str:
+    """The multi-passage (CPT) table from the largest ``results/knowledge/cpt-nN{SUFFIX}.json`` (``recipes/cpt.sh``,
+    e.g. suffix ``-epochs5``): one adapter per method trained on all N passages' self-edits, so the costs are per
+    passage (writing) and for the one adapter (training and answering every question)."""
     from seal.knowledge_report import vs_text
 
-    files = sorted((root / "knowledge").glob("cpt-n*.json"), key=lambda p: int(re.sub(r"\D", "", p.stem) or 0))
+    found = [(int(m.group(1)), p) for p in (root / "knowledge").glob("cpt-n*.json")
+             if (m := re.fullmatch(rf"cpt-n(\d+){re.escape(suffix)}", p.stem))]
+    files = [p for _, p in sorted(found)]
     d = _load(files[-1]) if files else None
     if d is None or "methods" not in d:
         return "_No multi-passage results yet: run `bash recipes/cpt.sh`._"
@@ -413,6 +415,7 @@ TABLES: dict[str, Callable[[Path], str]] = {
                                                                   "epochs5-rewarded-e5", "epochs5-round2",
                                                                   "epochs5-formats")},
     "knowledge_all": knowledge_all_table, "knowledge_cpt": knowledge_cpt_table, "arc": arc_table,
+    "knowledge_cpt_epochs5": lambda root: knowledge_cpt_table(root, "-epochs5"),
     "knowledge_second_all": lambda root: knowledge_all_table(root, "second"),
     "knowledge_both_sets": lambda root: knowledge_all_table(root, "single", "second"),
     "reproduce": reproduce_table, "recipes": recipes_table, "sweep": sweep_table,
