@@ -25,6 +25,7 @@ def knowledge_file(path, verdicts: dict[str, list[list[bool]]], answers: dict[st
     with open(path.with_suffix(".jsonl"), "w") as fh:
         for i, t in enumerate(titles):
             fh.write(json.dumps({"seed": 0, "title": t, **{m: {"answers": answers[m][i], "self_edit": None}
+                                                          if m in answers else {"accuracy": 0.5}
                                                           for m in verdicts}}) + "\n")
 
 
@@ -52,6 +53,15 @@ def test_a_rerun_of_the_first_passages_is_compared_on_those(tmp_path):
     row = compare_knowledge(a, b)["methods"][0]
     assert (row["original"], row["rerun"], row["n_questions"]) == (1.0, 0.5, [2, 2])  # p0 only, not 2/6
     assert row["diff"] == -0.5 and row["cells"] == 1 and row["same_answers"] == 0.5
+
+
+def test_a_row_that_logs_no_answers_is_compared_on_its_accuracy_alone(tmp_path):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"  # the open book's records carry its accuracy, no answers
+    for path in (a, b):
+        knowledge_file(path, {"base": [[True, False]], "passage-in-prompt": [[True, True]]}, {"base": [["x", "y"]]})
+    book, base = sorted(compare_knowledge(a, b)["methods"], key=lambda r: r["method"] != "passage-in-prompt")
+    assert book["diff"] == 0.0 and book["same_answers"] is None and book["same_self_edits"] is None
+    assert base["same_answers"] == 1.0
 
 
 def test_knowledge_on_other_passages_is_refused(tmp_path):
