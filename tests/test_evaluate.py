@@ -34,6 +34,25 @@ def test_cpt_trains_one_adapter_per_method_on_all_passages(tiny_lm, sample_passa
     assert [a for a, _ in ticks] == sorted({a for a, _ in ticks}) and ticks[-1][0] == ticks[-1][1] > 3
 
 
+def test_cpt_trains_the_self_edits_of_every_passage_and_counts_those_that_do_not_parse(tiny_lm, sample_passages):
+    seal = _seal(tiny_lm)
+    calls = []
+    real = seal.train
+    seal.train = lambda jobs, progress=None: calls.append(jobs) or real(jobs, progress)
+    passages = sample_passages[:3]
+    first = {p.id: p.context.split(". ")[0] + "." for p in passages}
+    # each passage's first sentence as its rewrite, but the middle passage's is empty: unusable
+    writer = lambda p: "" if p.id == passages[1].id else first[p.id]  # noqa: E731
+    result = evaluate_knowledge_cpt(seal, passages, ["base", "rewrite"], writers={"rewrite": writer})
+    d = result.as_dict()["methods"]
+    assert d["rewrite"]["failed_edits"] == 1 and d["rewrite"]["edits"] == 1
+    assert d["rewrite"]["n_questions"] == d["base"]["n_questions"]
+    (job,), = calls
+    done = {e.completion for e in job.examples}
+    assert {f"{p.title}\n{first[p.id]}" for p in (passages[0], passages[2])} <= done
+    assert not any(c.endswith(first[passages[1].id]) for c in done)
+
+
 def test_single_trains_a_fresh_adapter_per_passage_and_method(tiny_lm, sample_passages):
     seal = _seal(tiny_lm)
     calls = []

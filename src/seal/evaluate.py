@@ -449,7 +449,7 @@ def evaluate_knowledge_cpt(seal: Seal, passages: list[Passage], methods: list[st
             result.methods[m].write_s += w_s
             result.methods[m].write_tokens += w_tok
             try:
-                examples[m] += dom.parse_self_edit(passage, texts.get(m, ""), fmt_of(m)).examples
+                examples[m] += _pooled_examples(dom, passage, texts.get(m, [""]), fmt_of(m))
             except SelfEditError:
                 result.methods[m].failed_edits += 1
         if progress is not None:
