@@ -5,7 +5,8 @@
 # passage, the untrained implications and rewrite self-edits, and the SEAL policy of round ROUND of $RUN
 # (recipes/rest_em.sh with FORMAT=rewrite; skipped when that run is absent). Writes
 # results/knowledge/cpt-n{N}.json with its manifest; the README table is regenerated. Measured on 2 cores:
-# N = 50 took 4552 s (25 min writing, 51 min training the four adapters and answering), linear in N.
+# N = 50 took 4552 s at 10 epochs (25 min writing, 51 min training the four adapters and answering), linear in
+# N; at the defaults (5 epochs) with base, passage, rewrite and SEAL 2889 s on the AMD machine.
 # SET="k=v ..." adds config overrides; the published cpt-n50.json is SET="inner_loop.epochs=10" (recipes/all.sh).
 # METHODS (default: base,passage-in-prompt,passage,implications,rewrite; the SEAL row is added to them) and OUT
 # (default results/knowledge/cpt-n{N}.json) pick the rows and the file, e.g. cpt-n50-epochs5.json at the defaults.
