@@ -2,7 +2,7 @@
 # ReST-EM on the default model (the README's example): ROUNDS rounds of CONTEXTS fresh SQuAD dev passages
 # (from passages 0..199, disjoint from the evaluation passages of recipes/knowledge.sh) x SAMPLES self-edits.
 # Resumes an interrupted run. Writes the run to $RUN and results/rest_em/summary.json (rounds' metrics, with the
-# manifest). Measured per round at the defaults on 2 cores, run alone: ~15 min (Intel Xeon and AMD EPYC alike).
+# manifest). Measured per round at the defaults on 2 cores, run alone: ~11 min (AMD EPYC: 660 s and 669 s).
 # SET="k=v ..." adds config overrides (e.g. SET="inner_loop.epochs=5": the reward's inner loop at 5 epochs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
