@@ -140,6 +140,9 @@ PAIRS = (  # at the defaults (the inner loop at 5 epochs)
          ("SEAL round-1 (rewrite)", "rewrite"), ("SEAL round-1 (rewrite)", "passage"),
          ("SEAL round-2 (rewrite)", "rewrite"), ("SEAL round-2 (rewrite)", "passage"),
          ("SEAL round-2 (rewrite)", "SEAL round-1 (rewrite)"), ("SEAL round-2 (rewrite)", "implications"),
+         # the reward control: round 1 with the paper's accuracy reward
+         ("SEAL round-1 (rewrite, accuracy)", "SEAL round-1 (rewrite)"), ("SEAL round-1 (rewrite, accuracy)", "rewrite"),
+         ("SEAL round-1 (rewrite, accuracy)", "passage"),
          # the round-1 policy whose rewards came from the 10-epoch inner loop, evaluated at 5
          (SEAL1_10, "rewrite"), (SEAL1_10, "passage"), ("SEAL round-1 (rewrite)", SEAL1_10),
          # 5 epochs against 10
