@@ -78,8 +78,9 @@ step "knowledge: the default policy (round 2) on the second set" "results/knowle
 step "ReST-EM round 1 with the accuracy reward at the defaults (the reward control)" \
     "results/rest_em/rewrite-accuracy-epochs5.json" env RUN=runs/rest-em-rewrite-acc-e5 REWARD=accuracy ROUNDS=1 \
     SAMPLES=4 FORMAT=rewrite SUMMARY=results/rest_em/rewrite-accuracy-epochs5.json bash recipes/rest_em.sh
-step "knowledge: the accuracy-reward round-1 policy at the defaults" "results/knowledge/epochs5-reward-accuracy.json" env \
-    RUN=runs/rest-em-rewrite-acc-e5 ROUNDS=1 METHODS=base SEEDS=3 OUT=results/knowledge/epochs5-reward-accuracy \
+step "knowledge: the accuracy-reward round-1 policy at the defaults" \
+    "results/knowledge/epochs5-reward-accuracy.json" env RUN=runs/rest-em-rewrite-acc-e5 ROUNDS=1 METHODS=base \
+    SEEDS=3 OUT=results/knowledge/epochs5-reward-accuracy \
     bash recipes/knowledge.sh
 step "multi-passage (CPT)" "results/knowledge/cpt-n50.json" env RUN=runs/rest-em-rewrite ROUND=2 \
     SET="inner_loop.epochs=10" bash recipes/cpt.sh

@@ -8,9 +8,9 @@
 # One `seal eval knowledge` per seed, each written to $OUT-sN.{json,jsonl} with its manifest and kept: an
 # interrupted recipe reruns only the missing seeds, each from its last finished pass (--resume). The seeds are
 # then pooled into $OUT.{json,png} (`python -m seal.results merge-knowledge`) and the README table regenerated.
-# JOBS=N runs N seeds at once (2 or 3 on two cores), each with one torch thread (model.threads=1): on the AMD machine,
-# implications and self-qa took 3,363 s for seed 0 alone on both threads and 4,476 s for seeds 1 and 2 side by
-# side, 1.5x the throughput, at the cost of bit-identity with a 2-thread run (another float summation order,
+# JOBS=N runs N seeds at once (2 or 3 on two cores), each with one torch thread (model.threads=1): on the AMD
+# machine, implications and self-qa took 3,363 s for seed 0 alone on both threads and 4,476 s for seeds 1 and 2
+# side by side, 1.5x the throughput, at the cost of bit-identity with a 2-thread run (another float summation order,
 # as on another CPU). SELF_EDITS=N (default 1) writes N self-edits per passage and method and trains them
 # together (rows named e.g. `rewrite ×3`). Wall time on 2 cores, measured: ~8 s per passage and seed for
 # `passage`, ~24 s for each self-edit method (training, answering, writing), so 40 passages x (base, open book,

@@ -8,7 +8,8 @@
 # (its file exists); rerun after an interruption.
 #   WHICH=defaults (the default): the default SEAL, ReST-EM on rewrite with rewards from the 5-epoch inner loop
 #     (results/rest_em/rewrite-epochs5.json), and seed 0 of its round-2 row with base and the open book
-#     (results/knowledge/epochs5-round2-s0.json, passages 1000..).
+#     (results/knowledge/epochs5-round2-s0.json, passages 1000..); both steps pin inner_loop.epochs=5, as the
+#     published commands did, so a later change of the defaults does not change what is reproduced.
 #   WHICH=epochs10: the run made when the inner loop's default was 10 epochs
 #     (results/rest_em/rewrite-accuracy+likelihood.json) and the second set's seed 0 (base, passage, SEAL round 2:
 #     results/knowledge/second-s0.json, passages 1040..); both steps pin inner_loop.epochs=10.
@@ -24,8 +25,8 @@ LIMIT=${LIMIT:-5}
 case "$WHICH" in
     defaults)
         PUBLISHED=results/rest_em/rewrite-epochs5.json; RUN=${RUN:-runs/rest-em-rewrite-e5}
-        REST_EM=(FORMAT=rewrite); PUBLISHED_EVAL=results/knowledge/epochs5-round2-s0.json
-        EVAL_ARGS=(--offset 1000 --methods base,passage-in-prompt); NAME=epochs5-round2-s0 ;;
+        REST_EM=(FORMAT=rewrite SET="inner_loop.epochs=5"); PUBLISHED_EVAL=results/knowledge/epochs5-round2-s0.json
+        EVAL_ARGS=(--offset 1000 --methods base,passage-in-prompt --set inner_loop.epochs=5); NAME=epochs5-round2-s0 ;;
     epochs10)
         PUBLISHED=results/rest_em/rewrite-accuracy+likelihood.json; RUN=${RUN:-runs/rest-em-rewrite}
         REST_EM=(REWARD=accuracy+likelihood SAMPLES=4 FORMAT=rewrite SET="inner_loop.epochs=10")
